@@ -1,0 +1,61 @@
+"""Building blocks shared by NetL and NetR."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class DenseBlock(nn.Module):
+    """Densely connected 3x3 convolutions (DenseNet style), fused back by 1x1, residual."""
+
+    def __init__(self, channels: int, growth: int, layers: int):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels + i * growth, growth, 3, padding=1), act())
+            for i in range(layers)
+        )
+        self.fuse = nn.Conv2d(channels + layers * growth, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for conv in self.convs:
+            feats.append(conv(torch.cat(feats, dim=1)))
+        return x + self.fuse(torch.cat(feats, dim=1))
+
+
+class Down(nn.Module):
+    """Strided 3x3 convolution halving the resolution."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), act())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Up(nn.Module):
+    """Bilinear x2 upsampling, 3x3 conv, then 1x1 fusion with the encoder skip."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), act())
+        self.fuse = nn.Conv2d(2 * cout, cout, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([self.conv(x), skip], dim=1))
+
+
+def mask_pyramid(mask: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """The mask at each U-Net level: a coarse pixel is degraded if any pixel under it is."""
+    out = [mask]
+    for _ in range(levels - 1):
+        out.append(F.max_pool2d(out[-1], 2, ceil_mode=True))
+    return out

@@ -1,0 +1,52 @@
+"""Architecture configurations for NetL and NetR.
+
+Widths and depths live here so that tests can build tiny models and the
+shipped weights can record exactly which shape they were trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class NetLConfig:
+    """NetL: light dense U-Net that predicts the degradation mask."""
+
+    widths: tuple[int, ...] = (16, 32, 48)  # channels per resolution level
+    growth: int = 8  # dense-block growth rate
+    layers: int = 3  # convolutions per dense block
+
+
+@dataclass(frozen=True)
+class NetRConfig:
+    """NetR: wider dense U-Net with SFM in the encoder and SC + SNL in the decoder."""
+
+    widths: tuple[int, ...] = (32, 48, 64)
+    growth: int = 16
+    layers: int = 3
+    sc_layers: int = 6  # densely connected sparse convolutions per SC module
+    sc_growth: int = 8
+    snl: bool = True  # sparse non-local module in every decoder level
+
+
+@dataclass(frozen=True)
+class SPAIRConfig:
+    netl: NetLConfig = field(default_factory=NetLConfig)
+    netr: NetRConfig = field(default_factory=NetRConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SPAIRConfig":
+        def fix(sub: dict) -> dict:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}
+
+        return cls(NetLConfig(**fix(d["netl"])), NetRConfig(**fix(d["netr"])))
+
+
+TINY = SPAIRConfig(
+    NetLConfig(widths=(4, 8), growth=4, layers=1),
+    NetRConfig(widths=(8, 8), growth=4, layers=1, sc_layers=2, sc_growth=4),
+)

@@ -1,0 +1,81 @@
+"""SPAIR = NetL + NetR, plus loading and saving as safetensors.
+
+A weights file holds ``netl.*`` and ``netr.*`` tensors; its safetensors
+metadata holds the architecture config as JSON under ``"config"``, so a file
+is self-describing and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import SPAIRConfig
+from .netl import NetL
+from .netr import NetR
+
+
+class SPAIR(nn.Module):
+    def __init__(self, cfg: SPAIRConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.netl = NetL(cfg.netl)
+        self.netr = NetR(cfg.netr, cfg.netl)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this."""
+        return 2 ** (len(self.cfg.netr.widths) - 1)
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if ph or pw:
+            mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x, h, w
+
+    def localise(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """NetL on a padded batch: (mask logits, features)."""
+        return self.netl(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Restore a batch of RGB images in [0, 1]. Returns ``(restored, binary mask)``."""
+        xp, h, w = self._pad(x)
+        logits, feats = self.netl(xp)
+        mask = (logits > 0).to(x.dtype)
+        out = self.netr(xp, mask, feats)
+        return out[..., :h, :w], mask[..., :h, :w]
+
+    def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Mask probabilities (B,1,H,W) from NetL alone."""
+        xp, h, w = self._pad(x)
+        return torch.sigmoid(self.netl(xp)[0])[..., :h, :w]
+
+
+def save_spair(model: SPAIR, path: str | Path, extra: dict[str, str] | None = None) -> None:
+    """Write a self-describing safetensors file (tensors + config metadata)."""
+    from safetensors.torch import save_file
+
+    meta = {"config": json.dumps(model.cfg.to_dict()), "format": "restore-spair-v1"}
+    meta.update(extra or {})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_spair(path: str | Path, map_location: str = "cpu") -> SPAIR:
+    """Build a SPAIR from a safetensors file written by ``save_spair``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        raise ValueError(f"{path}: not a restore SPAIR weights file (no config metadata)")
+    model = SPAIR(SPAIRConfig.from_dict(json.loads(meta["config"])))
+    model.load_state_dict(load_file(str(path), device=map_location), strict=True)
+    return model.eval()

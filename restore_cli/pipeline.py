@@ -1,0 +1,119 @@
+"""Inference: NetL predicts the mask, NetR restores, tile by tile.
+
+The whole image stays in host memory as numpy; only one tile (plus its
+``tile_pad`` context) is on the device at a time. Tiles overlap by
+``tile_pad`` on each side; each tile's padded border is discarded and the
+cores are stitched, so there are no seams, and the mask of every pixel is
+computed with at least ``tile_pad`` pixels of context. On CUDA, a tile that
+runs out of memory is halved and retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+from .models import SPAIR
+
+TASKS = ("derain", "deraindrop", "deshadow", "deblur")
+MIN_SIDE = 8  # smaller images carry too little context for the network
+DEFAULT_TILE = 512
+DEFAULT_TILE_PAD = 32
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return torch.device(device)
+
+
+def _tiles(size: int, tile: int) -> list[tuple[int, int]]:
+    """Start/stop pairs covering ``range(size)`` with cores of at most ``tile``."""
+    if tile <= 0 or size <= tile:
+        return [(0, size)]
+    return [(s, min(s + tile, size)) for s in range(0, size, tile)]
+
+
+@dataclass
+class Pipeline:
+    model: SPAIR
+    task: str
+    weights_id: str = "unsaved"
+    sha256: str = ""
+    device: torch.device = torch.device("cpu")
+    tile: int = DEFAULT_TILE
+    tile_pad: int = DEFAULT_TILE_PAD
+
+    @classmethod
+    def from_model(cls, model: SPAIR, task: str, device: str = "auto", **kw) -> "Pipeline":
+        dev = pick_device(device)
+        return cls(model.to(dev).eval(), task, device=dev, **kw)
+
+    def _run_tile(self, rgb: np.ndarray, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
+        with torch.inference_mode():
+            if restore:
+                out, mask = self.model(x)
+                return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), mask[0, 0].cpu().numpy() > 0.5
+            prob = self.model.predict_mask(x)
+            return None, prob[0, 0].cpu().numpy() > 0.5
+
+    def _tiled(self, rgb: np.ndarray, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+        h, w = rgb.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise ImageError(f"image is {w}x{h}; the network needs at least {MIN_SIDE}x{MIN_SIDE}")
+        rgb = rgb.astype(np.float32, copy=False)
+        tile, pad = self.tile, self.tile_pad
+        while True:
+            try:
+                out = np.empty_like(rgb) if restore else None
+                mask = np.empty((h, w), bool)
+                for y0, y1 in _tiles(h, tile):
+                    for x0, x1 in _tiles(w, tile):
+                        py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
+                        o, m = self._run_tile(rgb[py0:py1, px0:px1], restore)
+                        core = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
+                        mask[y0:y1, x0:x1] = m[core]
+                        if restore:
+                            out[y0:y1, x0:x1] = o[core]
+                return out, mask
+            except torch.cuda.OutOfMemoryError:
+                if self.device.type != "cuda" or tile and tile <= 64:
+                    raise
+                torch.cuda.empty_cache()
+                tile = (tile or max(h, w)) // 2
+
+    def restore(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 RGB (H, W, 3) in [0, 1] -> (restored RGB, same shape; mask bool (H, W))."""
+        out, mask = self._tiled(rgb, restore=True)
+        assert out is not None
+        return out, mask
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        """The predicted degradation mask, bool (H, W)."""
+        return self._tiled(rgb, restore=False)[1]
+
+
+def load_pipeline(
+    task: str,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    tile: int = DEFAULT_TILE,
+    tile_pad: int = DEFAULT_TILE_PAD,
+) -> Pipeline:
+    """Resolve the task's weights (see ``restore_cli.weights``) and build its pipeline.
+
+    Raises ``WeightsError`` with a one-line message when there are no trained
+    weights for ``task`` or they fail verification.
+    """
+    from .weights import load_model
+
+    model, weights_id, sha = load_model(task, weights)
+    dev = pick_device(device)
+    return Pipeline(model.to(dev).eval(), task, weights_id, sha, dev, tile, tile_pad)

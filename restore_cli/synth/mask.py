@@ -1,0 +1,16 @@
+"""Ground-truth degradation masks, as SPAIR Sec. 3.1 derives them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.1  # mean |degraded - clean| over RGB, in [0, 1] units (~25 levels)
+
+
+def degradation_mask(degraded: np.ndarray, clean: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Binary mask (H, W) bool: pixels whose mean absolute RGB change exceeds ``threshold``.
+
+    SPAIR trains NetL on severe distortions only, so the threshold is a setting.
+    """
+    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32))
+    return diff.mean(axis=-1) > threshold

@@ -1,0 +1,1 @@
+"""Training NetL and NetR on CPU, resumable and reproducible."""

@@ -1,0 +1,116 @@
+"""Training batches: synthetic pairs made on the fly, or real paired folders.
+
+Every batch is a pure function of ``(seed, step)``, so a resumed run sees
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..synth.mask import DEFAULT_THRESHOLD, degradation_mask
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+# A degrader turns a clean float RGB crop into a degraded one.
+Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Float32 RGB in [0, 1] (training data only; the CLI has its own careful reader)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: cannot read image")
+    return img[..., ::-1].astype(np.float32) / 255.0
+
+
+def _augment(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray]:
+    flip_h, flip_v = rng.random() < 0.5, rng.random() < 0.5
+    out = []
+    for a in arrays:
+        a = a[:, ::-1] if flip_h else a
+        a = a[::-1] if flip_v else a
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def _to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
+    arr = np.stack(batch)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().contiguous()
+
+
+class SyntheticPairs:
+    """Clean photos + a degrader -> (degraded, clean, mask) batches, made on the fly.
+
+    The degradation is rendered on a crop with a margin, then the margin is cut,
+    so streaks and blurs have no border artefacts.
+    """
+
+    def __init__(
+        self,
+        clean_dir: str | Path,
+        degrade: Degrader,
+        crop: int,
+        threshold: float = DEFAULT_THRESHOLD,
+        margin: int = 24,
+    ):
+        self.images = [read_rgb(p) for p in list_images(clean_dir)]
+        if not self.images:
+            raise ValueError(f"{clean_dir}: no images found")
+        self.degrade, self.crop, self.threshold, self.margin = degrade, crop, threshold, margin
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        img = self.images[int(rng.integers(len(self.images)))]
+        size = min(self.crop + 2 * self.margin, *img.shape[:2])
+        y = int(rng.integers(img.shape[0] - size + 1))
+        x = int(rng.integers(img.shape[1] - size + 1))
+        clean = img[y : y + size, x : x + size]
+        degraded = self.degrade(clean, rng)
+        m = (size - self.crop) // 2
+        clean, degraded = (a[m : m + self.crop, m : m + self.crop] for a in (clean, degraded))
+        clean, degraded = _augment(rng, clean, degraded)
+        return degraded, clean, degradation_mask(degraded, clean, self.threshold).astype(np.float32)
+
+    def batch(self, seed: int, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([seed, step])
+        samples = [self.sample(rng) for _ in range(size)]
+        return tuple(_to_tensor([s[i] for s in samples]) for i in range(3))  # type: ignore[return-value]
+
+
+class PairedFolder(SyntheticPairs):
+    """Real pairs: ``input/`` and ``target/`` with the same file names (e.g. Rain13K)."""
+
+    def __init__(self, root: str | Path, crop: int, threshold: float = DEFAULT_THRESHOLD):
+        root = Path(root)
+        inputs = list_images(root / "input")
+        if not inputs:
+            raise ValueError(f"{root}/input: no images found")
+        self.pairs = [(read_rgb(p), read_rgb(root / "target" / p.name)) for p in inputs]
+        self.crop, self.threshold = crop, threshold
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        degraded, clean = self.pairs[int(rng.integers(len(self.pairs)))]
+        size = min(self.crop, *clean.shape[:2])
+        y = int(rng.integers(clean.shape[0] - size + 1))
+        x = int(rng.integers(clean.shape[1] - size + 1))
+        degraded, clean = _augment(rng, degraded[y : y + size, x : x + size], clean[y : y + size, x : x + size])
+        return degraded, clean, degradation_mask(degraded, clean, self.threshold).astype(np.float32)
+
+
+def fixed_val_set(
+    clean_dir: str | Path, degrade: Degrader, n: int, seed: int, crop: int, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed validation batch, identical on every call with the same arguments."""
+    return SyntheticPairs(clean_dir, degrade, crop, threshold).batch(seed, 0, n)

@@ -1,0 +1,155 @@
+"""The training loop for NetL (BCE against the GT mask) and NetR (L1, NetL frozen).
+
+Checkpoints hold only tensors and plain values and are read back with
+``torch.load(weights_only=True)``. Batches depend only on ``(seed, step)``,
+so ``--resume`` continues a run exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+from ..metrics import f1_score, psnr
+from ..models import SPAIR, save_spair
+from .recipe import Recipe
+
+console = Console(stderr=True)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
+    with torch.no_grad():
+        logits, feats = model.netl(degraded)
+    return (logits > 0).float(), [f.detach() for f in feats]
+
+
+def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Mask F1/BCE for NetL, RGB PSNR (restored vs input) for NetR, on the fixed val batch."""
+    degraded, clean, gt_mask = val
+    model.eval()
+    with torch.no_grad():
+        if stage == "netl":
+            logits, _ = model.netl(degraded)
+            bce = F.binary_cross_entropy_with_logits(logits, gt_mask).item()
+            result = {"bce": bce, "f1": f1_score(logits.numpy() > 0, gt_mask.numpy() > 0.5)}
+        else:
+            mask, feats = _frozen_netl_pass(model, degraded)
+            out = model.netr(degraded, mask, feats).clamp(0, 1)
+            result = {"psnr": psnr(out.numpy(), clean.numpy(), 1.0), "input_psnr": psnr(degraded.numpy(), clean.numpy(), 1.0)}
+    model.train()
+    return result
+
+
+def train(
+    stage: str,
+    recipe: Recipe,
+    data,
+    val: tuple[torch.Tensor, ...],
+    out_dir: str | Path,
+    steps: int | None = None,
+    resume: bool = False,
+    init: str | Path | None = None,
+    checkpoint_minutes: float = 5.0,
+    log_every: int = 25,
+) -> Path:
+    """Train ``stage`` ('netl' or 'netr') and return the checkpoint path.
+
+    NetR training starts from ``init`` (a NetL checkpoint, or the NetL stage's
+    checkpoint in ``out_dir``) and keeps NetL frozen.
+    """
+    if stage not in ("netl", "netr"):
+        raise ValueError("stage must be 'netl' or 'netr'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / f"{stage}.ckpt"
+    total = steps if steps is not None else getattr(recipe, f"{stage}_steps")
+    torch.manual_seed(recipe.seed)
+
+    model = SPAIR(recipe.model)
+    trained = model.netl if stage == "netl" else model.netr
+    opt = torch.optim.Adam(trained.parameters(), lr=recipe.lr)
+    step, elapsed = 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        step, elapsed = int(ck["step"]), float(ck["elapsed"])
+        console.log(f"resumed {ckpt_path} at step {step}")
+    elif stage == "netr":
+        src = Path(init) if init else out_dir / "netl.ckpt"
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: NetR needs a trained NetL checkpoint (train netl first or pass --init)")
+        model.load_state_dict(load_checkpoint(src)["model"])
+    model.netl.requires_grad_(stage == "netl")
+    model.train()
+
+    def save() -> None:
+        _save_atomic(
+            {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "elapsed": elapsed,
+             "recipe": json.dumps(recipe.to_dict())},
+            ckpt_path,
+        )
+
+    log = (out_dir / f"{stage}.log").open("a")
+    last_save, t0, window, window_seconds = time.time(), time.time(), [], 0.0
+    while step < total:
+        degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch)
+        if stage == "netl":
+            logits, _ = model.netl(degraded)
+            loss = F.binary_cross_entropy_with_logits(logits, gt_mask)
+        else:
+            mask, feats = _frozen_netl_pass(model, degraded)
+            loss = F.l1_loss(model.netr(degraded, mask, feats), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        window.append(loss.item())
+        now = time.time()
+        elapsed += now - t0
+        window_seconds += now - t0
+        t0 = now
+        if step % log_every == 0 or step == total:
+            metrics = validate(model, stage, val)
+            it_s = len(window) / max(window_seconds, 1e-9)
+            line = {"step": step, "loss": float(np.mean(window)), "it_s": it_s, **metrics, "elapsed_min": elapsed / 60}
+            window, window_seconds = [], 0.0
+            t0 = time.time()  # validation time is not training time
+            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())
+            console.log(f"[{stage}] {step}/{total} {shown}")
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+        if now - last_save > checkpoint_minutes * 60:
+            save()
+            last_save = now
+    save()
+    log.close()
+    return ckpt_path
+
+
+def export(checkpoint: str | Path, out: str | Path, extra: dict[str, str] | None = None) -> Path:
+    """Write the SPAIR weights of a NetR checkpoint (which holds NetL too) as safetensors."""
+    ck = load_checkpoint(checkpoint)
+    model = SPAIR(Recipe.from_dict(json.loads(ck["recipe"])).model)
+    model.load_state_dict(ck["model"])
+    meta = {"steps": str(ck["step"]), "train_minutes": f"{ck['elapsed'] / 60:.1f}"}
+    meta.update(extra or {})
+    save_spair(model, out, meta)
+    return Path(out)

@@ -1,0 +1,38 @@
+"""A training recipe: everything needed to reproduce a set of shipped weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..models.config import SPAIRConfig
+
+
+@dataclass
+class Recipe:
+    task: str = "derain"
+    model: SPAIRConfig = field(default_factory=SPAIRConfig)
+    crop: int = 64
+    batch: int = 8
+    lr: float = 2e-4
+    seed: int = 0
+    threshold: float = 0.1  # GT mask threshold on mean |degraded - clean|
+    netl_steps: int = 3000
+    netr_steps: int = 20000
+    val_n: int = 8
+    val_seed: int = 1234
+    val_crop: int = 128
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        return cls(**{**d, "model": SPAIRConfig.from_dict(d["model"])})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d

@@ -1,0 +1,81 @@
+"""NetL/NetR/SPAIR: shapes, the mask-guided modules' promises, and weight round-trips."""
+
+import torch
+
+from restore_cli.models import SPAIR, TINY, SPAIRConfig, load_spair, save_spair
+from restore_cli.models.sparse import SC, SFM, SNL
+
+
+def test_spair_shapes_any_size():
+    model = SPAIR(TINY).eval()
+    for h, w in [(16, 16), (13, 27), (9, 40)]:
+        x = torch.rand(2, 3, h, w)
+        out, mask = model(x)
+        assert out.shape == x.shape and mask.shape == (2, 1, h, w)
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    logits, feats = model.netl(torch.rand(1, 3, 16, 16))
+    assert logits.shape == (1, 1, 16, 16) and len(feats) == len(TINY.netl.widths) - 1
+
+
+def test_round_trip_random_weights(tmp_path):
+    torch.manual_seed(0)
+    model = SPAIR(TINY).eval()
+    path = tmp_path / "w.safetensors"
+    save_spair(model, path)
+    loaded = load_spair(path)
+    assert loaded.cfg == model.cfg
+    x = torch.rand(1, 3, 24, 20)
+    with torch.no_grad():
+        a, ma = model(x)
+        b, mb = loaded(x)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ma, mb)
+
+
+def test_config_round_trip():
+    cfg = SPAIRConfig()
+    assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_sc_is_zero_on_clean_pixels():
+    sc = SC(4, growth=2, layers=6)
+    x = torch.randn(1, 4, 10, 10)
+    mask = (torch.rand(1, 1, 10, 10) > 0.5).float()
+    out = sc(x, mask)
+    assert (out[mask.expand_as(out) == 0] == 0).all()
+    assert out.abs().sum() > 0
+
+
+def test_sfm_matches_clean_statistics_and_keeps_clean_pixels():
+    sfm = SFM(3, 2)
+    torch.nn.init.zeros_(sfm.project.weight)
+    torch.nn.init.zeros_(sfm.project.bias)
+    x = torch.randn(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :16, :] = 1
+    x = x + 5 * mask  # degraded half is shifted
+    out = sfm(x, torch.zeros(1, 2, 32, 32), mask)
+    clean = out[..., 16:, :]
+    torch.testing.assert_close(clean, x[..., 16:, :])
+    deg = out[..., :16, :]
+    torch.testing.assert_close(deg.mean(dim=(2, 3)), clean.mean(dim=(2, 3)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(deg.std(dim=(2, 3), unbiased=False), clean.std(dim=(2, 3), unbiased=False), atol=1e-3, rtol=1e-3)
+
+
+def test_sfm_identity_when_a_region_is_empty():
+    sfm = SFM(3, 2)
+    x = torch.randn(1, 3, 8, 8)
+    guide = torch.randn(1, 2, 8, 8)
+    fused = x + sfm.project(guide)
+    for m in (torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8)):
+        torch.testing.assert_close(sfm(x, guide, m), fused, atol=1e-5, rtol=1e-5)
+
+
+def test_snl_leaves_clean_pixels_unaltered():
+    snl = SNL(4)
+    x = torch.randn(1, 4, 12, 12)
+    mask = (torch.rand(1, 1, 12, 12) > 0.6).float()
+    out = snl(x, mask)
+    keep = mask.expand_as(x) == 0
+    torch.testing.assert_close(out[keep], x[keep])
+    assert not torch.allclose(out[~keep], x[~keep])
