@@ -66,7 +66,7 @@ def train(
     steps: int | None = None,
     resume: bool = False,
     init: str | Path | None = None,
-    checkpoint_minutes: float = 5.0,
+    checkpoint_minutes: float = 3.0,
     log_every: int = 25,
 ) -> Path:
     """Train ``stage`` ('netl' or 'netr') and return the checkpoint path.

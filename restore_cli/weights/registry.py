@@ -1,0 +1,73 @@
+"""Which weights each task uses: one pinned record per task (like timm's pretrained cfgs).
+
+A record names the Hub file, the sha256 it must have, and where a bundled copy
+lives. ``sha256=None`` means no trained weights exist yet: such a task refuses
+to run rather than run untrained weights. Importing this module is cheap (no
+torch, no huggingface_hub).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import WeightsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Pinned sha256 of each task's released weights; None until that task is trained.
+DERAIN_SHA256: str | None = None
+
+
+def weights_dir() -> Path:
+    """Directory of bundled weights: ``$RESTORE_WEIGHTS_DIR`` or the repository's ``weights/``."""
+    return Path(os.environ.get("RESTORE_WEIGHTS_DIR") or REPO_ROOT / "weights")
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """Where a task's weights come from and what they must hash to."""
+
+    task: str
+    repo_id: str
+    filename: str
+    sha256: str | None
+    recipe: str  # the script that reproduces these weights, relative to the repository root
+    arch: str = "spair"
+    revision: str = "main"
+    license: str = "MIT"
+
+    @property
+    def bundled_path(self) -> Path:
+        """Where a bundled copy lives (read at call time, so the env override applies)."""
+        return weights_dir() / self.filename
+
+    @property
+    def weights_id(self) -> str:
+        return f"{self.repo_id}/{self.filename}@{self.revision}"
+
+
+def _record(task: str, sha256: str | None = None) -> WeightsRecord:
+    return WeightsRecord(task, f"restore-cli/spair-{task}", f"{task}.safetensors", sha256, f"recipes/{task}.sh")
+
+
+REGISTRY: dict[str, WeightsRecord] = {
+    "derain": _record("derain", DERAIN_SHA256),
+    "deraindrop": _record("deraindrop"),
+    "deshadow": _record("deshadow"),
+    "deblur": _record("deblur"),
+}
+
+
+def get_record(task: str) -> WeightsRecord:
+    """The task's record; a WeightsError if the task is unknown or has no trained weights yet."""
+    if task not in REGISTRY:
+        raise WeightsError(f"unknown task '{task}'; choose one of {', '.join(REGISTRY)}")
+    rec = REGISTRY[task]
+    if rec.sha256 is None:
+        raise WeightsError(
+            f"no trained weights for task '{task}' yet; train them with {rec.recipe} "
+            f"or pass --weights FILE"
+        )
+    return rec
