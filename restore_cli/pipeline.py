@@ -18,11 +18,9 @@ import torch
 
 from .errors import ImageError
 from .models import SPAIR
+from .tasks import DEFAULT_TILE, DEFAULT_TILE_PAD, TASKS  # noqa: F401  (TASKS re-exported)
 
-TASKS = ("derain", "deraindrop", "deshadow", "deblur")
 MIN_SIDE = 8  # smaller images carry too little context for the network
-DEFAULT_TILE = 512
-DEFAULT_TILE_PAD = 32
 
 
 def pick_device(device: str = "auto") -> torch.device:

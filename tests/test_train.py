@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from restore_cli.models import TINY, load_spair
-from restore_cli.synth import degrader
+from restore_cli.synth.degraders import degrader
 from restore_cli.train.data import SyntheticPairs, fixed_val_set
 from restore_cli.train.loop import export, load_checkpoint, train, validate
 from restore_cli.train.recipe import Recipe

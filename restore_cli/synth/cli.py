@@ -28,7 +28,7 @@ def write_pairs(clean_dir: Path, out: Path, n: int, seed: int, task: str, regime
     import numpy as np
 
     from ..train.data import list_images, read_rgb
-    from . import degrader
+    from .degraders import degrader
     from .mask import degradation_mask
     from .rain import add_rain
 

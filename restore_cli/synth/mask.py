@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported when used, keeping `restore --help` fast
+    import numpy as np
 
 DEFAULT_THRESHOLD = 0.1  # mean |degraded - clean| over RGB, in [0, 1] units (~25 levels)
 
@@ -12,5 +15,7 @@ def degradation_mask(degraded: np.ndarray, clean: np.ndarray, threshold: float =
 
     SPAIR trains NetL on severe distortions only, so the threshold is a setting.
     """
+    import numpy as np
+
     diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32))
     return diff.mean(axis=-1) > threshold

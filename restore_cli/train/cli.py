@@ -19,7 +19,7 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
          init: Optional[Path], threads: Optional[int]) -> None:
     import torch
 
-    from ..synth import degrader
+    from ..synth.degraders import degrader
     from .data import PairedFolder, SyntheticPairs, fixed_val_set
     from .loop import train
     from .recipe import Recipe
