@@ -1,0 +1,67 @@
+"""Tiled inference: full coverage, any size, a clear error for tiny images, OOM tile halving."""
+
+import numpy as np
+import pytest
+import torch
+
+from restore_cli.errors import ImageError
+from restore_cli.models import SPAIR, TINY
+from restore_cli.pipeline import Pipeline, _tiles
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SPAIR(TINY).eval()
+
+
+@pytest.mark.parametrize("size,tile", [(100, 32), (31, 32), (64, 0), (65, 16)])
+def test_tiles_cover_exactly_once(size, tile):
+    covered = np.zeros(size, int)
+    for a, b in _tiles(size, tile):
+        covered[a:b] += 1
+        assert b - a <= (tile or size)
+    assert (covered == 1).all()
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (8, 70), (64, 64)])
+def test_restore_any_size(model, shape):
+    rgb = np.random.default_rng(0).random((*shape, 3), dtype=np.float32)
+    pipe = Pipeline.from_model(model, "derain", device="cpu", tile=24, tile_pad=8)
+    out, mask = pipe.restore(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.float32
+    assert mask.shape == shape and mask.dtype == bool
+    assert 0 <= out.min() and out.max() <= 1
+    assert np.array_equal(pipe.mask(rgb), mask)  # NetL alone gives the same mask
+
+
+def test_untiled_matches_direct_model_call(model):
+    rgb = np.random.default_rng(1).random((40, 48, 3), dtype=np.float32)
+    out, mask = Pipeline.from_model(model, "derain", device="cpu", tile=0).restore(rgb)
+    with torch.no_grad():
+        ref, ref_mask = model(torch.from_numpy(rgb.transpose(2, 0, 1))[None])
+    np.testing.assert_allclose(out, ref[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    assert np.array_equal(mask, ref_mask[0, 0].numpy() > 0.5)
+
+
+def test_too_small_image_is_a_clear_error(model):
+    with pytest.raises(ImageError, match="at least"):
+        Pipeline.from_model(model, "derain", device="cpu").restore(np.zeros((4, 50, 3), np.float32))
+
+
+def test_cuda_oom_halves_the_tile(model, monkeypatch):
+    pipe = Pipeline.from_model(model, "derain", device="cpu", tile=128, tile_pad=4)
+    pipe.device = torch.device("cuda")  # pretend; _run_tile is replaced below
+    seen = []
+
+    def fake_run_tile(rgb, restore):
+        seen.append(rgb.shape[:2])
+        if max(rgb.shape[:2]) > 80:
+            raise torch.cuda.OutOfMemoryError("fake")
+        return rgb.copy(), np.zeros(rgb.shape[:2], bool)
+
+    monkeypatch.setattr(pipe, "_run_tile", fake_run_tile)
+    rgb = np.random.default_rng(2).random((128, 128, 3), dtype=np.float32)
+    out, _ = pipe.restore(rgb)
+    assert np.array_equal(out, rgb)  # stitched back exactly
+    assert max(max(s) for s in seen[1:]) <= 80  # retried with smaller tiles
