@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from restore_cli import ops
+from restore_cli.ops import reference as ops
 
 
 def random_case(b=2, c=3, h=5, w=6, density=0.5, seed=0):

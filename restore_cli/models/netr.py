@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .. import ops
 from .blocks import DenseBlock, Down, Up, mask_pyramid
 from .config import NetLConfig, NetRConfig
 from .sparse import SC, SFM, SNL
@@ -32,9 +33,10 @@ class DecoderLevel(nn.Module):
         self.dense = DenseBlock(channels, cfg.growth, cfg.layers)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        branches = [self.sc(x, mask)]
+        active = ops.active_set(mask)  # mask-to-index work, once per level
+        branches = [self.sc(x, mask, active)]
         if self.snl is not None:
-            branches.append(self.snl(x, mask))
+            branches.append(self.snl(x, mask, active))
         x = x + self.merge(torch.cat(branches, dim=1))
         return self.dense(x)
 

@@ -1,7 +1,9 @@
 """SPAIR's mask-guided modules: SFM (Eq. 1), SC (Eq. 2) and SNL (Eq. 3-5).
 
 Each module calls the operators in ``restore_cli.ops``; the reference
-definitions there say exactly what is computed.
+definitions there say exactly what is computed. ``active`` is the mask's
+active-pixel set (``ops.active_set(mask)``), found once per decoder level and
+shared by every sparse op on that mask.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class SFM(nn.Module):
 class MaskedConv(nn.Conv2d):
     """A Conv2d whose forward is ``ops.masked_conv2d``: zero off the mask."""
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return ops.masked_conv2d(x, mask, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:  # type: ignore[override]
+        return ops.masked_conv2d(x, mask, self.weight, self.bias, active)
 
 
 class SC(nn.Module):
@@ -54,11 +56,11 @@ class SC(nn.Module):
         )
         self.fuse = MaskedConv(channels + layers * growth, channels, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
         feats = [x]
         for conv in self.convs:
-            feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1), mask), 0.2))
-        return self.fuse(torch.cat(feats, dim=1), mask)
+            feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1), mask, active), 0.2))
+        return self.fuse(torch.cat(feats, dim=1), mask, active)
 
 
 class SNLStep(nn.Module):
@@ -68,8 +70,8 @@ class SNLStep(nn.Module):
         super().__init__()
         self.weights = nn.Conv2d(channels, 4, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        g = ops.directional_attention(x, mask)  # (B, 4, C, H, W)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
+        g = ops.directional_attention(x, mask, active)  # (B, 4, C, H, W)
         e = torch.softmax(self.weights(x), dim=1).unsqueeze(2)  # (B, 4, 1, H, W)
         h = (e * g).sum(dim=1)
         return mask * h + (1 - mask) * x  # clean pixels unaltered
@@ -84,7 +86,7 @@ class SNL(nn.Module):
         self.refine = MaskedConv(channels, channels, 1)
         self.step2 = SNLStep(channels)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.step1(x, mask)
-        x = x + F.leaky_relu(self.refine(x, mask), 0.2)
-        return self.step2(x, mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
+        x = self.step1(x, mask, active)
+        x = x + F.leaky_relu(self.refine(x, mask, active), 0.2)
+        return self.step2(x, mask, active)

@@ -1,9 +1,11 @@
 """Sparse, mask-guided operators used by SPAIR's NetR.
 
 `reference` holds the readable PyTorch definitions; they are the test oracle
-that every faster path (CPU gather/scatter, CUDA kernels) must match.
+that every faster path matches. The names exported here go through
+`dispatch`, which picks the CPU fast path (`fast`), the CUDA kernels
+(`cuda`, via CuPy) or the reference for the tensors at hand.
 """
 
-from .reference import directional_attention, masked_conv2d, masked_mean_std
+from .dispatch import active_set, directional_attention, masked_conv2d, masked_mean_std
 
-__all__ = ["masked_conv2d", "masked_mean_std", "directional_attention"]
+__all__ = ["active_set", "masked_conv2d", "masked_mean_std", "directional_attention"]

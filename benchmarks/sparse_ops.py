@@ -1,0 +1,116 @@
+"""Time the CPU sparse ops against their dense counterparts at NetR-like shapes.
+
+For each shape and mask density: one SC layer (3x3 conv, C -> C, batch 1)
+through ``ops.fast.masked_conv2d`` -- finding the active pixels included --
+against a dense ``F.conv2d`` of the same shape; then SNL's directional
+attention, ``ops.fast`` against ``ops.reference``. Masks are thresholded
+smoothed noise, elongated vertically: blobs and streaks like rain, not iid
+pixels. Each time is the median over ``--repeats`` runs in this process.
+
+Prints a table, then as its last line JSON:
+``{"ratios": {"0.05": r, ...}}`` with r = sparse / dense median time of the
+conv, at the largest shape.
+
+    python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--channels-last]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from restore_cli.ops import fast, reference
+
+SHAPES = [(32, 320, 480), (48, 160, 240)]  # (C, H, W): NetR's first two decoder levels
+DENSITIES = [0.05, 0.1, 0.25, 0.5, 1.0]
+
+
+def rain_like_mask(h: int, w: int, density: float, rng: np.random.Generator) -> torch.Tensor:
+    """A (1, 1, h, w) binary mask with about ``density`` of its pixels set, in streaky blobs."""
+    if density >= 1.0:
+        return torch.ones(1, 1, h, w)
+    noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 1.5, sigmaY=6)
+    mask = noise > np.quantile(noise, 1.0 - density)
+    return torch.from_numpy(mask.astype(np.float32))[None, None]
+
+
+def median_ms(fns: dict, repeats: int, clock=time.perf_counter) -> dict:
+    """Median time of each function, in ms.
+
+    The functions take turns within each repeat, so that load from other
+    processes hits them alike; each runs once untimed just before its timed
+    run, so that none pays for the memory another one just gave back.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            fn()
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall",
+        help="cpu: this process's CPU time, steadier than wall time on a loaded machine",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true",
+        help="features and weights in channels-last memory format, for both convs",
+    )
+    args = parser.parse_args()
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    clock = {"wall": time.perf_counter, "cpu": time.process_time}[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    gen = torch.Generator().manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median {args.clock} time of {args.repeats} runs, {layout}")
+    print(f"{'shape':>14} {'density':>7} {'dense ms':>9} {'sparse ms':>9} {'ratio':>6} "
+          f"{'gather ms':>9} {'attn ref ms':>11} {'attn fast ms':>12}")
+    ratios = {}
+    for shape_i, (c, h, w) in enumerate(SHAPES):
+        x = torch.randn(1, c, h, w, generator=gen).contiguous(memory_format=layout)
+        weight = torch.randn(c, c, 3, 3, generator=gen) / (3 * c**0.5)
+        weight = weight.contiguous(memory_format=layout)
+        bias = torch.randn(c, generator=gen)
+        for density in DENSITIES:
+            mask = rain_like_mask(h, w, density, rng)
+            with torch.inference_mode():
+                conv = median_ms({
+                    "dense": lambda: F.conv2d(x, weight, bias, padding=1),
+                    "sparse": lambda: fast.masked_conv2d(x, mask, weight, bias, fast.ActiveSet(mask)),
+                    # the gather path at every density, to show where DENSE_ABOVE should sit
+                    "gather": lambda: fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask)),
+                }, args.repeats, clock)
+                attn = {"reference": float("nan"), "fast": float("nan")}
+                if shape_i == len(SHAPES) - 1:  # the reference is slow: smallest shape only
+                    attn = median_ms({
+                        "reference": lambda: reference.directional_attention(x, mask),
+                        "fast": lambda: fast.directional_attention(x, mask),
+                    }, max(1, args.repeats // 3), clock)
+            dense, sparse, gather = conv["dense"], conv["sparse"], conv["gather"]
+            attn_ref, attn_fast = attn["reference"], attn["fast"]
+            ratio = sparse / dense
+            if shape_i == 0:
+                ratios[str(density)] = round(ratio, 3)
+            print(f"{f'{c}x{h}x{w}':>14} {density:>7} {dense:>9.2f} {sparse:>9.2f} {ratio:>6.2f} "
+                  f"{gather:>9.2f} {attn_ref:>11.1f} {attn_fast:>12.1f}")
+    print(json.dumps({"ratios": ratios}))
+
+
+if __name__ == "__main__":
+    main()

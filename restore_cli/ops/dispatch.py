@@ -1,0 +1,71 @@
+"""Pick the implementation of each sparse op for the tensors at hand.
+
+* CPU: ``ops.fast`` (cost follows the mask density; autograd works).
+* CUDA, float32, no gradient being recorded, CuPy installed: the kernels
+  of ``ops.cuda``.
+* Other CUDA cases (training, no CuPy, half precision): ``ops.reference``.
+
+All give the same results as ``ops.reference``. ``active_set(mask)`` does
+the mask-to-index work once; pass its result as ``active`` to every op on
+the same mask (the convs of an SC stack, both SNL steps). It is only
+meaningful under the grad mode it was made in.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import cuda, fast, reference
+
+
+def _backend(x: torch.Tensor) -> str:
+    if not x.is_cuda:
+        return "fast"
+    if x.dtype == torch.float32 and not torch.is_grad_enabled() and cuda.available():
+        return "kernels"
+    return "reference"
+
+
+def active_set(mask: torch.Tensor) -> object:
+    """What the ops need to know about ``mask``, for ``active=`` (None if nothing)."""
+    backend = _backend(mask)
+    if backend == "kernels":
+        return cuda.kernel_ops().active_index(mask)
+    return fast.ActiveSet(mask) if backend == "fast" else None
+
+
+def masked_conv2d(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    active: object = None,
+) -> torch.Tensor:
+    """``reference.masked_conv2d``."""
+    backend = _backend(x)
+    if backend == "kernels":
+        return cuda.kernel_ops().masked_conv2d(x, mask, weight, bias, active)
+    if backend == "fast":
+        return fast.masked_conv2d(x, mask, weight, bias, active)
+    return reference.masked_conv2d(x, mask, weight, bias)
+
+
+def masked_mean_std(
+    x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``reference.masked_mean_std`` (on the CPU the reference is already one pass)."""
+    if _backend(x) == "kernels":
+        return cuda.kernel_ops().masked_mean_std(x, mask, eps)
+    return reference.masked_mean_std(x, mask, eps)
+
+
+def directional_attention(
+    x: torch.Tensor, mask: torch.Tensor, active: object = None
+) -> torch.Tensor:
+    """``reference.directional_attention``."""
+    backend = _backend(x)
+    if backend == "kernels":
+        return cuda.kernel_ops().directional_attention(x, mask, active)
+    if backend == "fast":
+        return fast.directional_attention(x, mask, active)
+    return reference.directional_attention(x, mask)

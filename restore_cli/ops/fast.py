@@ -1,0 +1,208 @@
+"""CPU fast path for SPAIR's sparse ops: the cost follows the mask density.
+
+Same results as ``ops.reference`` (to float rounding), with autograd.
+A pixel is *active* where ``mask != 0``; ``ActiveSet`` finds the active
+pixels of a mask once so that every op at that resolution (the convs of an
+SC stack, both SNL steps) can share the work.
+
+* ``masked_conv2d`` gathers the 3x3 (or 1x1) neighbourhoods of the active
+  pixels only (im2col rows, neighbour mask applied), multiplies them by the
+  weights (GEMM, a cache-sized chunk at a time) and scatters the result into
+  a zeroed output. Above ``DENSE_ABOVE`` density a dense conv is cheaper and
+  is used instead. Channels-last inputs gather and scatter several times
+  faster (each pixel's channels are contiguous) and give channels-last outputs.
+* ``directional_attention`` scores only the degraded (active) queries of
+  the rows and columns that have any, against the keys of their own line.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+
+from . import reference
+
+# Above this fraction of active pixels masked_conv2d runs the dense conv:
+# benchmarks/sparse_ops.py puts the crossing near 0.3 on CPU.
+DENSE_ABOVE = 0.3
+CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
+
+
+class ActiveSet:
+    """The active pixels of a ``(B, 1, H, W)`` mask, found once and shared by the ops."""
+
+    def __init__(self, mask: torch.Tensor):
+        self.mask = mask
+        self.batch, _, self.height, self.width = mask.shape
+        self.count = int(torch.count_nonzero(mask))
+        self.density = self.count / max(mask.numel(), 1)
+        self._taps: dict[int, torch.Tensor] = {}
+
+    @cached_property
+    def full(self) -> bool:
+        """Every pixel active with mask value 1: masking changes nothing."""
+        return self.count == self.mask.numel() and bool((self.mask == 1).all())
+
+    @cached_property
+    def index(self) -> torch.Tensor:
+        """Flat indices ``b*H*W + y*W + x`` of the active pixels, in raster order."""
+        return torch.flatten(self.mask).nonzero().squeeze(1)
+
+    @cached_property
+    def values(self) -> torch.Tensor:
+        """The mask value of each active pixel."""
+        return torch.flatten(self.mask)[self.index]
+
+    @cached_property
+    def coords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(b, y, x)`` of each active pixel."""
+        hw = self.height * self.width
+        return self.index // hw, self.index % hw // self.width, self.index % self.width
+
+    def taps(self, k: int) -> torch.Tensor:
+        """``(N, k*k)``: for each active pixel and each tap of a k x k kernel (Conv2d's
+        (ky, kx) order), the position of that neighbour among the active pixels, or N
+        where the neighbour is inactive or outside the image."""
+        if k not in self._taps:
+            r, dev = k // 2, self.mask.device
+            b, y, x = self.coords
+            ph, pw = self.height + 2 * r, self.width + 2 * r  # grid with an r-pixel border
+            centre = (b * ph + y + r) * pw + x + r
+            rank = torch.full((self.batch * ph * pw,), self.count, dtype=torch.long, device=dev)
+            rank[centre] = torch.arange(self.count, device=dev)
+            d = torch.arange(-r, r + 1, device=dev)
+            offsets = (d[:, None] * pw + d[None, :]).flatten()
+            self._taps[k] = rank[centre[:, None] + offsets[None, :]]
+        return self._taps[k]
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N + 1, C)``: x * mask at the active pixels, then a row of zeros (where
+        ``taps`` points for inactive neighbours)."""
+        b, c, h, w = x.shape
+        if _channels_last(x):  # each pixel's channels are contiguous: much faster
+            feats = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, self.index)
+        else:
+            feats = x.reshape(b, c, h * w)[self.index // (h * w), :, self.index % (h * w)]
+        return F.pad(feats * self.values[:, None], (0, 0, 0, 1))
+
+    def scatter(self, rows: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``(N, C)`` values at the active pixels -> ``(B, C, H, W)``, zeros elsewhere,
+        in channels-last memory format if asked."""
+        c, pixels = rows.shape[1], self.batch * self.height * self.width
+        if channels_last:
+            out = rows.new_zeros(pixels, c).index_copy_(0, self.index, rows)
+            return out.view(self.batch, self.height, self.width, c).permute(0, 3, 1, 2)
+        out = rows.new_zeros(c, pixels).index_copy_(1, self.index, rows.T)
+        return out.view(c, self.batch, self.height, self.width).transpose(0, 1).contiguous()
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def masked_conv2d(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    active: ActiveSet | None = None,
+) -> torch.Tensor:
+    """``reference.masked_conv2d``: ``sparse_conv2d`` up to ``DENSE_ABOVE`` density, dense
+    above, a plain conv when the mask is all ones.
+
+    ``active`` is ``ActiveSet(mask)``; pass it to share it between convs.
+    """
+    active = ActiveSet(mask) if active is None else active
+    if active.full:
+        return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+    if active.density > DENSE_ABOVE:
+        return reference.masked_conv2d(x, mask, weight, bias)
+    return sparse_conv2d(x, weight, bias, active)
+
+
+def sparse_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, active: ActiveSet
+) -> torch.Tensor:
+    """``reference.masked_conv2d`` by gather -> GEMM -> scatter over the active pixels only.
+
+    The im2col rows are built and multiplied ``CHUNK_ELEMENTS`` at a time, so
+    they stay in cache (and clear of allocations big enough to be mmapped).
+    """
+    cout, cin, k, _ = weight.shape
+    feats = active.gather(x)  # (N + 1, C)
+    taps = active.taps(k)  # (N, k*k)
+    kernel = weight.permute(0, 2, 3, 1).reshape(cout, k * k * cin).T  # rows in taps' order
+    step = max(1, CHUNK_ELEMENTS // (k * k * cin))
+    rows = [
+        feats.index_select(0, taps[i : i + step].flatten()).view(-1, k * k * cin) @ kernel
+        for i in range(0, active.count, step)
+    ]  # (N, cout) in chunks
+    rows = torch.cat(rows) if rows else x.new_zeros(0, cout)
+    if bias is not None:
+        rows = rows + bias
+    return active.scatter(rows * active.values[:, None], channels_last=_channels_last(x))
+
+
+def _scan_lines(
+    lines: torch.Tensor, clean: torch.Tensor, line: torch.Tensor, pos: torch.Tensor
+) -> list[torch.Tensor]:
+    """Attention of each query over the clean keys before / after it in its line.
+
+    lines: (B, R, C, L) features (a view); clean: (B, R, L) bool keys;
+    queries given by ``line`` (b * R + r, non-decreasing) and ``pos`` (in the
+    line). Returns ``[backward, forward]``, each (N, C), as
+    ``reference._scan_rows`` computes them (zeros where there is no key).
+    Only the lines holding a query and a clean key are scored, and in them
+    only the queries: ``(lines, queries per line, line length)`` scores.
+    """
+    c, length = lines.shape[2:]
+    result = [lines.new_zeros(len(line), c) for _ in range(2)]
+    keep = clean.any(dim=-1).flatten()[line]  # the query's line has a clean key
+    if not keep.any():
+        return result
+    line, pos = line[keep], pos[keep]
+    used, per_line = torch.unique_consecutive(line, return_counts=True)
+    slot = torch.repeat_interleave(torch.arange(len(used), device=line.device), per_line)
+    starts = torch.repeat_interleave(per_line.cumsum(0) - per_line, per_line)
+    rank = torch.arange(len(line), device=line.device) - starts  # query's place in its line
+    used_b, used_r = used // lines.shape[1], used % lines.shape[1]
+    feats, keys = lines[used_b, used_r], clean[used_b, used_r]  # (n, C, L), (n, L)
+    queries = feats.new_zeros(len(used), int(per_line.max()), c)  # padded per line
+    queries[slot, rank] = feats[slot, :, pos]
+    query_pos = pos.new_full(queries.shape[:2], -1)
+    query_pos[slot, rank] = pos
+    scores = queries @ feats / math.sqrt(c)  # (n, Q, L)
+    j = torch.arange(length, device=line.device)
+    for out, side in zip(result, (j < query_pos[..., None], j > query_pos[..., None])):
+        valid = keys[:, None, :] & side
+        weights = torch.softmax(scores.masked_fill(~valid, -1e9), dim=-1)
+        attended = (weights @ feats.transpose(1, 2)) * valid.any(dim=-1, keepdim=True)
+        out[keep] = attended[slot, rank]
+    return result
+
+
+def directional_attention(
+    x: torch.Tensor, mask: torch.Tensor, active: ActiveSet | None = None
+) -> torch.Tensor:
+    """``reference.directional_attention``, over the active queries only."""
+    active = ActiveSet(mask) if active is None else active
+    b, c, h, w = x.shape
+    out = x.new_zeros(b, 4, c, h, w)
+    if not active.count:
+        return out
+    n, y, xx = active.coords  # raster order: sorted by row
+    clean = mask[:, 0] < 0.5
+    left, right = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx)
+    by_col = torch.sort(n * w + xx, stable=True)  # keeps y increasing within a column
+    n_c, y_c, x_c = n[by_col.indices], y[by_col.indices], xx[by_col.indices]
+    up, down = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y_c)
+    scale = active.values[:, None]
+    out[n, 0, :, y, xx] = left * scale
+    out[n, 1, :, y, xx] = right * scale
+    scale_c = scale[by_col.indices]
+    out[n_c, 2, :, y_c, x_c] = up * scale_c
+    out[n_c, 3, :, y_c, x_c] = down * scale_c
+    return out

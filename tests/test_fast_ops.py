@@ -1,0 +1,148 @@
+"""The CPU fast path (ops.fast) and the dispatcher against ops.reference."""
+
+import pytest
+import torch
+
+from restore_cli import ops
+from restore_cli.models import SPAIR, TINY
+from restore_cli.ops import dispatch, fast, reference
+
+SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 4, 1, 9), (3, 2, 9, 1), (2, 6, 12, 10)]
+DENSITIES = [0.0, 0.1, 0.3, 0.7, 1.0]
+
+
+def case(shape, density, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    b, c, h, w = shape
+    x = torch.randn(b, c, h, w, generator=g, dtype=dtype)
+    mask = (torch.rand(b, 1, h, w, generator=g) < density).to(dtype)
+    return x, mask
+
+
+def conv_params(cin, k, cout=4, seed=1, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.randn(cout, cin, k, k, generator=g, dtype=dtype) / (cin * k * k) ** 0.5
+    return weight, torch.randn(cout, generator=g, dtype=dtype)
+
+
+def close(got, want):
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sparse_conv2d(shape, density, k, channels_last):
+    x, mask = case(shape, density)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = conv_params(shape[1], k)
+    active = fast.ActiveSet(mask)
+    got = fast.sparse_conv2d(x, weight, bias, active)
+    close(got, reference.masked_conv2d(x, mask, weight, bias))
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    close(fast.sparse_conv2d(x, weight, None, active), reference.masked_conv2d(x, mask, weight))
+    close(fast.masked_conv2d(x, mask, weight, bias, active), reference.masked_conv2d(x, mask, weight, bias))
+
+
+def test_sparse_conv2d_in_chunks(monkeypatch):
+    monkeypatch.setattr(fast, "CHUNK_ELEMENTS", 50)  # a few pixels per GEMM
+    x, mask = case((2, 3, 9, 8), 0.5)
+    weight, bias = conv_params(3, 3)
+    close(fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask)), reference.masked_conv2d(x, mask, weight, bias))
+
+
+def test_active_set_is_shared_across_convs():
+    x, mask = case((2, 5, 11, 13), 0.2)
+    active = fast.ActiveSet(mask)
+    for k, cin in [(3, 5), (1, 5), (3, 5)]:
+        weight, bias = conv_params(cin, k)
+        close(fast.masked_conv2d(x, mask, weight, bias, active), reference.masked_conv2d(x, mask, weight, bias))
+    assert sorted(active._taps) == [1, 3]  # neighbour tables built once per kernel size
+
+
+def test_active_set_taps_point_at_active_neighbours():
+    mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])[None, None]
+    taps = fast.ActiveSet(mask).taps(3)  # active pixels in raster order: (0,0) (0,2) (1,0) (1,1)
+    n = 4  # the "no neighbour" row
+    assert taps[0].tolist() == [n, n, n, n, 0, n, n, 2, 3]
+    assert taps[3].tolist() == [0, n, 1, 2, 3, n, n, n, n]
+
+
+@pytest.mark.parametrize("density, path", [(0.1, "sparse"), (0.9, "masked dense"), (1.0, "plain dense")])
+def test_masked_conv2d_picks_its_path_by_density(monkeypatch, density, path):
+    calls = []
+    for module, name in [(fast, "sparse_conv2d"), (fast.reference, "masked_conv2d"), (fast.F, "conv2d")]:
+        monkeypatch.setattr(module, name, lambda *a, name=name, **k: calls.append(name))
+    monkeypatch.setattr(fast, "DENSE_ABOVE", 0.5)
+    x, mask = case((1, 2, 20, 20), density)
+    fast.masked_conv2d(x, mask, *conv_params(2, 3, cout=2))
+    assert calls == [{"sparse": "sparse_conv2d", "masked dense": "masked_conv2d", "plain dense": "conv2d"}[path]]
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_directional_attention(shape, density):
+    x, mask = case(shape, density)
+    close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
+def test_directional_attention_lines_without_clean_keys():
+    x, mask = case((2, 3, 6, 8), 0.3)
+    mask[0, 0, 2] = 1  # a fully degraded row
+    mask[1, 0, :, 5] = 1  # a fully degraded column
+    close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
+def test_non_binary_mask_weights_like_the_reference():
+    x, mask = case((2, 3, 6, 7), 0.6)
+    mask = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(2))
+    weight, bias = conv_params(3, 3)
+    close(fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask)), reference.masked_conv2d(x, mask, weight, bias))
+    close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
+def _grads(fn, *tensors):
+    tensors = [t.detach().requires_grad_() for t in tensors]
+    out = fn(*tensors)
+    out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+    return [t.grad for t in tensors]
+
+
+def test_gradients_match_the_reference():
+    x, mask = case((2, 4, 7, 9), 0.3, dtype=torch.float64)
+    weight, bias = conv_params(4, 3, dtype=torch.float64)
+    active = fast.ActiveSet(mask)
+    got = _grads(lambda *t: fast.sparse_conv2d(*t, active), x, weight, bias)
+    want = _grads(lambda xx, w, b: reference.masked_conv2d(xx, mask, w, b), x, weight, bias)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    got = _grads(lambda xx: fast.directional_attention(xx, mask, active), x)
+    want = _grads(lambda xx: reference.directional_attention(xx, mask), x)
+    torch.testing.assert_close(got[0], want[0])
+
+
+def test_dispatch_on_cpu_uses_the_fast_path():
+    x, mask = case((1, 3, 8, 8), 0.2)
+    active = dispatch.active_set(mask)
+    assert isinstance(active, fast.ActiveSet)
+    weight, bias = conv_params(3, 3)
+    close(dispatch.masked_conv2d(x, mask, weight, bias, active), reference.masked_conv2d(x, mask, weight, bias))
+    close(dispatch.directional_attention(x, mask, active), reference.directional_attention(x, mask))
+    for got, want in zip(dispatch.masked_mean_std(x, mask), reference.masked_mean_std(x, mask)):
+        close(got, want)
+
+
+def test_tiny_netr_is_unchanged_by_the_fast_path(monkeypatch):
+    torch.manual_seed(0)
+    model = SPAIR(TINY).eval()
+    image, mask = case((2, 3, 32, 40), 0.1)  # 0.1 here, about 0.34 at the coarser level
+    image = image.sigmoid()
+    with torch.inference_mode():
+        _, feats = model.netl(image)
+        want = model.netr(image, mask, feats)
+        for name in ("masked_conv2d", "masked_mean_std", "directional_attention"):
+            monkeypatch.setattr(ops, name, getattr(dispatch, name))
+        got = model.netr(image, mask, feats)
+    close(got, want)

@@ -1,0 +1,160 @@
+"""The CUDA kernels in kernels/: they compile without spills, and, run on the CPU
+through the host shim with the very host code of ops/cuda.py, match ops.reference."""
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from restore_cli.errors import RestoreError
+from restore_cli.ops import cuda, reference
+
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels"
+SOURCES = sorted(KERNEL_DIR.glob("*.cu"))
+
+
+def _load_host_shim():
+    spec = importlib.util.spec_from_file_location("host_shim", KERNEL_DIR / "host_shim.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+host_shim = _load_host_shim()
+
+
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory) -> cuda.KernelOps:
+    """The kernels built for the CPU with g++, once per session."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not on PATH: cannot build the host shim")
+    return cuda.KernelOps(host_shim.build(tmp_path_factory.mktemp("shim")))
+
+
+# ---------------------------------------------------------------- compilation
+
+
+def test_every_source_defines_kernels():
+    assert {s.stem for s in SOURCES} == {"sparse_conv", "masked_stats", "directional_attention"}
+    for source in SOURCES:
+        assert host_shim.kernel_names(source), source
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_nvcc_compiles_without_spills(source, tmp_path):
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH: the CUDA sources were not compiled")
+    base = ["nvcc", "-arch=sm_80", "-std=c++17"]
+    subprocess.run(base + ["-ptx", str(source), "-o", str(tmp_path / "k.ptx")], check=True)
+    done = subprocess.run(
+        base + ["-cubin", "-Xptxas", "-v", str(source), "-o", str(tmp_path / "k.cubin")],
+        check=True, capture_output=True, text=True,
+    )
+    log = done.stdout + done.stderr
+    entries = re.findall(r"Compiling entry function '(\w+)'", log)
+    assert sorted(entries) == sorted(host_shim.kernel_names(source))
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    assert len(spills) == len(entries) and all(s == ("0", "0") for s in spills), log
+
+
+# ---------------------------------------------------------------- parity
+
+# (batch, channels, height, width): odd sizes, single row / column / pixel
+SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 4, 1, 9), (3, 2, 9, 1), (2, 5, 8, 6)]
+DENSITIES = [0.0, 0.3, 0.7, 1.0]  # empty, sparse, dense, full
+
+
+def case(shape, density, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b, c, h, w = shape
+    x = torch.randn(b, c, h, w, generator=g)
+    mask = (torch.rand(b, 1, h, w, generator=g) < density).float()
+    return x, mask
+
+
+def close(got, want):
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_active_index_is_raster_order(kernels, shape, density):
+    _, mask = case(shape, density)
+    index = kernels.active_index(mask)
+    assert index.dtype == torch.int32
+    assert torch.equal(index.long(), mask.flatten().nonzero().squeeze(1))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_masked_conv2d(kernels, shape, density, k):
+    x, mask = case(shape, density)
+    c = shape[1]
+    g = torch.Generator().manual_seed(1)
+    weight = torch.randn(4, c, k, k, generator=g) / (c * k * k) ** 0.5
+    bias = torch.randn(4, generator=g)
+    close(kernels.masked_conv2d(x, mask, weight, bias), reference.masked_conv2d(x, mask, weight, bias))
+    close(kernels.masked_conv2d(x, mask, weight), reference.masked_conv2d(x, mask, weight))
+
+
+def test_masked_conv2d_shares_the_index(kernels):
+    x, mask = case((2, 6, 10, 11), 0.4)
+    index = kernels.active_index(mask)
+    for k in (3, 1):
+        weight = torch.randn(5, 6, k, k) / 6
+        close(kernels.masked_conv2d(x, mask, weight, None, index), reference.masked_conv2d(x, mask, weight))
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES + [(2, 3, 40, 37)])  # 1480 pixels: two partial sums
+def test_masked_mean_std(kernels, shape, density):
+    x, mask = case(shape, density)
+    x = x + 3.0  # a mean far from 0: the variance pass must centre
+    for m in (mask, 1 - mask):
+        for got, want in zip(kernels.masked_mean_std(x, m), reference.masked_mean_std(x, m)):
+            close(got, want)
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_directional_attention(kernels, shape, density):
+    x, mask = case(shape, density)
+    close(kernels.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
+def test_non_binary_mask_weights_like_the_reference(kernels):
+    x, mask = case((2, 3, 6, 7), 0.6)
+    mask = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(2))
+    weight = torch.randn(2, 3, 3, 3) / 5
+    close(kernels.masked_conv2d(x, mask, weight), reference.masked_conv2d(x, mask, weight))
+    for got, want in zip(kernels.masked_mean_std(x, mask), reference.masked_mean_std(x, mask)):
+        close(got, want)
+    close(kernels.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
+def test_kernels_take_float32_only(kernels):
+    x, mask = case((1, 2, 4, 4), 0.5)
+    with pytest.raises(TypeError, match="float32"):
+        kernels.masked_mean_std(x.double(), mask.double())
+
+
+# ---------------------------------------------------------------- CuPy loading
+
+
+def test_missing_cupy_is_a_one_line_restore_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
+    with pytest.raises(RestoreError, match=r"restore-cli\[cuda\]"):
+        cuda.CupyLauncher()
+
+
+def test_cuda_module_imports_cupy_lazily():
+    code = "import sys, restore_cli.ops.cuda as c; assert 'cupy' not in sys.modules; print(c.available())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("True", "False")
