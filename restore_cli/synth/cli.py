@@ -1,4 +1,4 @@
-"""``restore synth rain``: write paired (degraded, clean, mask) data to disk."""
+"""``restore synth rain|raindrop|shadow|blur``: write paired (degraded, clean, mask) data to disk."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ import typer
 from .mask import DEFAULT_THRESHOLD
 
 app = typer.Typer(help="Synthesise paired training/validation data from clean photos.", no_args_is_help=True)
+
+CleanOpt = typer.Option(..., "--clean", help="Folder of clean photos.")
+OutOpt = typer.Option(..., "--out", help="Output folder (input/, target/, mask/).")
+NOpt = typer.Option(100, "--n", help="Number of pairs.")
+SeedOpt = typer.Option(0, "--seed")
+ThresholdOpt = typer.Option(DEFAULT_THRESHOLD, help="GT mask threshold on mean |degraded - clean| in [0, 1].")
 
 
 @app.callback()
@@ -28,8 +34,7 @@ def write_pairs(clean_dir: Path, out: Path, n: int, seed: int, task: str, regime
     import numpy as np
 
     from ..train.data import list_images, read_rgb
-    from .degraders import degrader
-    from .mask import degradation_mask
+    from .degraders import degrade_with_mask, degrader
     from .rain import add_rain
 
     sources = list_images(clean_dir)
@@ -44,8 +49,7 @@ def write_pairs(clean_dir: Path, out: Path, n: int, seed: int, task: str, regime
         clean = read_rgb(sources[i % len(sources)])
         if crop:
             clean = clean[:crop, :crop]
-        degraded = degrade(clean, rng)
-        mask = degradation_mask(degraded, clean, threshold)
+        degraded, mask = degrade_with_mask(degrade, clean, rng, threshold)
         name = f"{i:04d}.png"
         to8 = lambda a: (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1]  # noqa: E731
         cv2.imwrite(str(out / "input" / name), to8(degraded))
@@ -55,15 +59,39 @@ def write_pairs(clean_dir: Path, out: Path, n: int, seed: int, task: str, regime
     return names
 
 
+def _write(task: str, clean: Path, out: Path, n: int, seed: int, regime: Optional[str] = None,
+           threshold: float = DEFAULT_THRESHOLD) -> None:
+    names = write_pairs(clean, out, n, seed, task, regime, threshold)
+    typer.echo(f"wrote {len(names)} pairs to {out}")
+
+
 @app.command()
 def rain(
-    clean: Path = typer.Option(..., "--clean", help="Folder of clean photos."),
-    out: Path = typer.Option(..., "--out", help="Output folder (input/, target/, mask/)."),
-    n: int = typer.Option(100, "--n", help="Number of pairs."),
-    seed: int = typer.Option(0, "--seed"),
+    clean: Path = CleanOpt,
+    out: Path = OutOpt,
+    n: int = NOpt,
+    seed: int = SeedOpt,
     regime: Optional[str] = typer.Option(None, help="light | medium | heavy (default: a random mix)."),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, help="GT mask threshold on mean |rainy - clean| in [0, 1]."),
+    threshold: float = ThresholdOpt,
 ) -> None:
     """Rainy/clean/mask triples: Photoshop-style streaks, screen-blended, with haze for heavy rain."""
-    names = write_pairs(clean, out, n, seed, "derain", regime, threshold)
-    typer.echo(f"wrote {len(names)} pairs to {out}")
+    _write("derain", clean, out, n, seed, regime, threshold)
+
+
+@app.command()
+def raindrop(clean: Path = CleanOpt, out: Path = OutOpt, n: int = NOpt, seed: int = SeedOpt) -> None:
+    """Raindrop/clean/mask triples: refractive, defocused drops on a pane (Qian et al.); mask = the drops."""
+    _write("deraindrop", clean, out, n, seed)
+
+
+@app.command()
+def shadow(clean: Path = CleanOpt, out: Path = OutOpt, n: int = NOpt, seed: int = SeedOpt) -> None:
+    """Shadow/clean/mask triples: projected silhouettes, soft penumbra, bluish darkening (ISTD); mask = the shadow."""
+    _write("deshadow", clean, out, n, seed)
+
+
+@app.command()
+def blur(clean: Path = CleanOpt, out: Path = OutOpt, n: int = NOpt, seed: int = SeedOpt,
+         threshold: float = ThresholdOpt) -> None:
+    """Blurred/sharp/mask triples: camera shake and moving objects in linear light, mild noise (GoPro)."""
+    _write("deblur", clean, out, n, seed, threshold=threshold)

@@ -1,10 +1,20 @@
-"""Per-task degraders: a clean float RGB crop and an rng -> the degraded crop."""
+"""Per-task degraders: a clean float RGB crop and an rng -> the degraded crop.
+
+A degrader returns either the degraded image, whose ground-truth mask is then
+SPAIR's thresholded difference (``mask.degradation_mask``), or a pair
+``(degraded, mask)`` when the physics gives a better mask (the drops, the
+shadow region). ``degrade_with_mask`` hides the difference from callers.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .blur import add_motion_blur
+from .mask import degradation_mask
 from .rain import add_rain, random_regime
+from .raindrop import add_raindrops
+from .shadow import add_shadow
 
 
 def derain_degrader(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -12,7 +22,12 @@ def derain_degrader(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return add_rain(clean, rng, random_regime(rng))
 
 
-DEGRADERS = {"derain": derain_degrader}
+DEGRADERS = {
+    "derain": derain_degrader,
+    "deraindrop": add_raindrops,
+    "deshadow": add_shadow,
+    "deblur": add_motion_blur,
+}
 
 
 def degrader(task: str):
@@ -20,3 +35,14 @@ def degrader(task: str):
         return DEGRADERS[task]
     except KeyError:
         raise ValueError(f"no synthesis for task {task!r} yet; available: {', '.join(DEGRADERS)}") from None
+
+
+def degrade_with_mask(
+    degrade, clean: np.ndarray, rng: np.random.Generator, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``degrade`` and return ``(degraded, bool mask)``: its own mask if it gives one, else the thresholded diff."""
+    out = degrade(clean, rng)
+    if isinstance(out, tuple):
+        degraded, mask = out
+        return degraded, np.asarray(mask, bool)
+    return out, degradation_mask(out, clean, threshold)

@@ -12,12 +12,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..synth.degraders import degrade_with_mask
 from ..synth.mask import DEFAULT_THRESHOLD, degradation_mask
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-# A degrader turns a clean float RGB crop into a degraded one.
-Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+# A degrader turns a clean float RGB crop into a degraded one, or into (degraded, its own GT mask).
+Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray | tuple[np.ndarray, np.ndarray]]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -77,11 +78,11 @@ class SyntheticPairs:
         y = int(rng.integers(img.shape[0] - size + 1))
         x = int(rng.integers(img.shape[1] - size + 1))
         clean = img[y : y + size, x : x + size]
-        degraded = self.degrade(clean, rng)
+        degraded, mask = degrade_with_mask(self.degrade, clean, rng, self.threshold)
         m = (size - self.crop) // 2
-        clean, degraded = (a[m : m + self.crop, m : m + self.crop] for a in (clean, degraded))
-        clean, degraded = _augment(rng, clean, degraded)
-        return degraded, clean, degradation_mask(degraded, clean, self.threshold).astype(np.float32)
+        clean, degraded, mask = (a[m : m + self.crop, m : m + self.crop] for a in (clean, degraded, mask))
+        clean, degraded, mask = _augment(rng, clean, degraded, mask)
+        return degraded, clean, mask.astype(np.float32)
 
     def batch(self, seed: int, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([seed, step])
