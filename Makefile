@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH_CPU := torch==2.13.0
+TORCH := torch==2.13.0
 TORCH_INDEX := https://download.pytorch.org/whl/cpu
 
 .PHONY: setup demo test bench clean
@@ -11,10 +11,12 @@ TORCH_INDEX := https://download.pytorch.org/whl/cpu
 $(BIN)/restore: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# CPU torch first, so the package's plain "torch" requirement is already met:
-	# a wheel on this machine's disk if there is one, else PyTorch's CPU index.
-	$(BIN)/pip install -q --no-index $(TORCH_CPU) 2>/dev/null \
-	  || $(BIN)/pip install -q $(TORCH_CPU) --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple
+	# torch first, so the package's plain "torch" requirement is already met.
+	# No GPU: the CPU build (a wheel on this machine's disk if pip finds one,
+	# else PyTorch's CPU index), never the multi-GB CUDA build.
+	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q $(TORCH); \
+	else $(BIN)/pip install -q "$(TORCH)+cpu" 2>/dev/null \
+	  || $(BIN)/pip install -q "$(TORCH)+cpu" --extra-index-url $(TORCH_INDEX); fi
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

@@ -2,10 +2,11 @@
 
 The whole image stays in host memory as numpy; only one tile (plus its
 ``tile_pad`` context) is on the device at a time. Tiles overlap by
-``tile_pad`` on each side; each tile's padded border is discarded and the
-cores are stitched, so there are no seams, and the mask of every pixel is
-computed with at least ``tile_pad`` pixels of context. On CUDA, a tile that
-runs out of memory is halved and retried.
+``tile_pad`` on each side. The restored tiles are blended across the
+overlaps with linear ramps (no seams); the mask of each pixel is taken from
+the tile whose core holds it, so it is computed with at least ``tile_pad``
+pixels of context. On CUDA, a tile that runs out of memory is halved and
+retried.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     return torch.device(device)
+
+
+def _ramp(before: int, core: int, after: int) -> np.ndarray:
+    """Blend weights along one side of a padded tile: ramps over the pads, 1 on the core."""
+    up = np.arange(1, before + 1, dtype=np.float32) / (before + 1)
+    down = np.arange(after, 0, -1, dtype=np.float32) / (after + 1)
+    return np.concatenate([up, np.ones(core, np.float32), down])
 
 
 def _tiles(size: int, tile: int) -> list[tuple[int, int]]:
@@ -67,25 +75,33 @@ class Pipeline:
         if min(h, w) < MIN_SIDE:
             raise ImageError(f"image is {w}x{h}; the network needs at least {MIN_SIDE}x{MIN_SIDE}")
         rgb = rgb.astype(np.float32, copy=False)
-        tile, pad = self.tile, self.tile_pad
+        tile = self.tile
         while True:
             try:
-                out = np.empty_like(rgb) if restore else None
-                mask = np.empty((h, w), bool)
-                for y0, y1 in _tiles(h, tile):
-                    for x0, x1 in _tiles(w, tile):
-                        py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
-                        o, m = self._run_tile(rgb[py0:py1, px0:px1], restore)
-                        core = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
-                        mask[y0:y1, x0:x1] = m[core]
-                        if restore:
-                            out[y0:y1, x0:x1] = o[core]
-                return out, mask
+                return self._stitch(rgb, tile, self.tile_pad, restore)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type != "cuda" or tile and tile <= 64:
                     raise
                 torch.cuda.empty_cache()
                 tile = (tile or max(h, w)) // 2
+
+    def _stitch(self, rgb: np.ndarray, tile: int, pad: int, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+        h, w = rgb.shape[:2]
+        acc = np.zeros_like(rgb) if restore else None
+        weight = np.zeros((h, w, 1), np.float32) if restore else None
+        mask = np.empty((h, w), bool)
+        for y0, y1 in _tiles(h, tile):
+            for x0, x1 in _tiles(w, tile):
+                py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
+                o, m = self._run_tile(rgb[py0:py1, px0:px1], restore)
+                mask[y0:y1, x0:x1] = m[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+                if restore:
+                    wy = _ramp(y0 - py0, y1 - y0, py1 - y1)
+                    wx = _ramp(x0 - px0, x1 - x0, px1 - x1)
+                    tw = (wy[:, None] * wx[None, :])[..., None]
+                    acc[py0:py1, px0:px1] += tw * o
+                    weight[py0:py1, px0:px1] += tw
+        return (acc / weight if restore else None), mask
 
     def restore(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float32 RGB (H, W, 3) in [0, 1] -> (restored RGB, same shape; mask bool (H, W))."""
