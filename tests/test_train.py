@@ -73,3 +73,9 @@ def test_resume_is_exact(setup, tmp_path):
     assert a["step"] == b["step"] == 6
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
+
+
+def test_learning_rate_halves_on_schedule():
+    recipe = Recipe(lr=1e-3, netr_lr_halve_every=100)
+    assert [recipe.lr_at("netr", s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+    assert recipe.lr_at("netl", 10_000) == 1e-3  # netl_lr_halve_every = 0: constant

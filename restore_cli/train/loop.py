@@ -110,6 +110,8 @@ def train(
     log = (out_dir / f"{stage}.log").open("a")
     last_save, t0, window, window_seconds = time.time(), time.time(), [], 0.0
     while step < total:
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr_at(stage, step)
         degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch)
         if stage == "netl":
             logits, _ = model.netl(degraded)

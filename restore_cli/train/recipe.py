@@ -20,9 +20,16 @@ class Recipe:
     threshold: float = 0.1  # GT mask threshold on mean |degraded - clean|
     netl_steps: int = 3000
     netr_steps: int = 20000
+    netl_lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
+    netr_lr_halve_every: int = 0
     val_n: int = 8
     val_seed: int = 1234
     val_crop: int = 128
+
+    def lr_at(self, stage: str, step: int) -> float:
+        """Learning rate of ``stage`` at ``step``: ``lr``, halved every ``{stage}_lr_halve_every`` steps."""
+        every = getattr(self, f"{stage}_lr_halve_every")
+        return self.lr * 0.5 ** (step // every) if every else self.lr
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
