@@ -17,7 +17,7 @@ from ..errors import WeightsError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
-DERAIN_SHA256: str | None = "675ecc2581ec9e244d8a6c57a5fef5d8b173e55b4028cdc042f4c90daa4ee3ee"
+DERAIN_SHA256: str | None = "e7ee3809a47f554b1a55493ded0e4e15f91e109db7ef509e4f3041fe00edb757"
 
 
 def weights_dir() -> Path:
