@@ -36,9 +36,9 @@ from restore_cli.imageio import read_image
 from restore_cli.models import SPAIR, SPAIRConfig, save_spair
 from restore_cli.ops import dispatch, reference
 from restore_cli.pipeline import load_pipeline
+from restore_cli.train.data import list_images
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention")
 
 
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch / OpenMP threads")
     args = parser.parse_args()
 
-    images = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]
+    images = list_images(args.folder)[: args.limit]
     if not images:
         sys.exit(f"{args.folder}: no images")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

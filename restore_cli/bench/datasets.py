@@ -16,7 +16,6 @@ from typing import Callable
 
 from ..errors import RestoreError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 HUB_REPO = "restore-cli/benchmarks"  # Hub dataset repo holding one folder per dataset name
 SYNTHETIC = "synthetic-rain"
 
@@ -74,12 +73,14 @@ def _natural(key: str) -> list:
 
 def _images(folder: Path, pattern: str = r"(.+)") -> dict[str, Path]:
     """Image files in ``folder`` keyed by the first group of ``pattern`` matched on the stem."""
+    from ..inputs import is_image_name  # Pillow: imported here, not when the CLI starts
+
     if not folder.is_dir():
         return {}
     found = {}
     for p in folder.iterdir():
         m = re.fullmatch(pattern, p.stem)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and m:
+        if p.is_file() and is_image_name(p) and m:
             found[m.group(1)] = p
     return found
 

@@ -12,17 +12,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..inputs import is_image_name
 from ..synth.degraders import degrade_with_mask
 from ..synth.mask import DEFAULT_THRESHOLD, degradation_mask
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 # A degrader turns a clean float RGB crop into a degraded one, or into (degraded, its own GT mask).
 Degrader = Callable[[np.ndarray, np.random.Generator], np.ndarray | tuple[np.ndarray, np.ndarray]]
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    """The image files directly in ``folder``, sorted (the names ``restore`` itself reads)."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_name(p))
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
