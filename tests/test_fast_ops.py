@@ -29,11 +29,35 @@ def close(got, want):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd", "inference"])  # inference: oneDNN's GEMM
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("density", DENSITIES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_sparse_conv2d(shape, density, k, channels_last):
+def test_sparse_conv2d(shape, density, k, channels_last, grad):
+    torch.set_grad_enabled(grad)
+    try:
+        _check_sparse_conv2d(shape, density, k, channels_last)
+    finally:
+        torch.set_grad_enabled(True)
+
+
+def test_inference_uses_onednn_linear_where_torch_has_it(monkeypatch):
+    if fast._ONEDNN_LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear; F.linear is used")
+    calls = []
+    monkeypatch.setattr(fast, "_ONEDNN_LINEAR", lambda *a: calls.append(1) or torch.nn.functional.linear(*a[:3]))
+    x, mask = case((1, 3, 6, 6), 0.3)
+    weight, bias = conv_params(3, 3)
+    with torch.inference_mode():
+        fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask))
+    assert calls
+    calls.clear()
+    fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask))  # autograd: plain F.linear
+    assert not calls
+
+
+def _check_sparse_conv2d(shape, density, k, channels_last):
     x, mask = case(shape, density)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -41,7 +41,7 @@ def test_netl_then_netr_losses_fall(setup, tmp_path):
     from restore_cli.models import SPAIR
 
     torch.manual_seed(recipe.seed)
-    before = validate(SPAIR(recipe.model), "netl", val)["bce"]
+    before = validate(SPAIR(recipe.model), "netl", val, recipe)["bce"]
     ck = train("netl", recipe, data, val, tmp_path, steps=40, log_every=40)
     log = [json.loads(line) for line in (tmp_path / "netl.log").read_text().splitlines()]
     assert log[-1]["bce"] < before
@@ -79,3 +79,13 @@ def test_learning_rate_halves_on_schedule():
     recipe = Recipe(lr=1e-3, netr_lr_halve_every=100)
     assert [recipe.lr_at("netr", s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
     assert recipe.lr_at("netl", 10_000) == 1e-3  # netl_lr_halve_every = 0: constant
+
+
+def test_mask_loss_weights_degraded_pixels():
+    from restore_cli.train.loop import mask_loss
+
+    gt = torch.tensor([[[[1.0, 0.0, 0.0, 0.0]]]])
+    logits = torch.full_like(gt, -2.0)  # everything called clean: only the degraded pixel is wrong
+    plain, weighted = (mask_loss(logits, gt, Recipe(netl_pos_weight=w)) for w in (1.0, 3.0))
+    wrong = torch.nn.functional.softplus(torch.tensor(2.0)) / 4  # that pixel's share of the plain mean
+    torch.testing.assert_close(weighted - plain, 2 * wrong)

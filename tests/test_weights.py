@@ -68,7 +68,7 @@ def cache(tmp_path):
 
 
 def pin(monkeypatch, sha: str | None, task: str = "derain") -> WeightsRecord:
-    rec = WeightsRecord(task, REPO, FILE, sha, f"recipes/{task}.sh")
+    rec = WeightsRecord(task, REPO, FILE, sha, f"recipes/train.sh {task}")
     monkeypatch.setitem(REGISTRY, task, rec)
     return rec
 

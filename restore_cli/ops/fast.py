@@ -57,6 +57,15 @@ class ActiveSet:
         return torch.flatten(self.mask)[self.index]
 
     @cached_property
+    def binary(self) -> bool:
+        """Every active pixel has mask value 1 (NetL's masks): scaling by the mask is a no-op."""
+        return bool((self.values == 1).all())
+
+    def scaled(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` (one per active pixel) times the mask value there."""
+        return rows if self.binary else rows * self.values[:, None]
+
+    @cached_property
     def coords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(b, y, x)`` of each active pixel."""
         hw = self.height * self.width
@@ -72,10 +81,10 @@ class ActiveSet:
             ph, pw = self.height + 2 * r, self.width + 2 * r  # grid with an r-pixel border
             centre = (b * ph + y + r) * pw + x + r
             rank = torch.full((self.batch * ph * pw,), self.count, dtype=torch.long, device=dev)
-            rank[centre] = torch.arange(self.count, device=dev)
+            rank.index_copy_(0, centre, torch.arange(self.count, device=dev))
             d = torch.arange(-r, r + 1, device=dev)
             offsets = (d[:, None] * pw + d[None, :]).flatten()
-            self._taps[k] = rank[centre[:, None] + offsets[None, :]]
+            self._taps[k] = rank.index_select(0, (centre[:, None] + offsets).flatten()).view(-1, k * k)
         return self._taps[k]
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +95,7 @@ class ActiveSet:
             feats = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, self.index)
         else:
             feats = x.reshape(b, c, h * w)[self.index // (h * w), :, self.index % (h * w)]
-        return F.pad(feats * self.values[:, None], (0, 0, 0, 1))
+        return F.pad(self.scaled(feats), (0, 0, 0, 1))
 
     def scatter(self, rows: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """``(N, C)`` values at the active pixels -> ``(B, C, H, W)``, zeros elsewhere,
@@ -134,16 +143,26 @@ def sparse_conv2d(
     cout, cin, k, _ = weight.shape
     feats = active.gather(x)  # (N + 1, C)
     taps = active.taps(k)  # (N, k*k)
-    kernel = weight.permute(0, 2, 3, 1).reshape(cout, k * k * cin).T  # rows in taps' order
+    kernel = weight.permute(0, 2, 3, 1).reshape(cout, k * k * cin)  # columns in taps' order
     step = max(1, CHUNK_ELEMENTS // (k * k * cin))
     rows = [
-        feats.index_select(0, taps[i : i + step].flatten()).view(-1, k * k * cin) @ kernel
+        _linear(feats.index_select(0, taps[i : i + step].flatten()).view(-1, k * k * cin), kernel, bias)
         for i in range(0, active.count, step)
     ]  # (N, cout) in chunks
     rows = torch.cat(rows) if rows else x.new_zeros(0, cout)
-    if bias is not None:
-        rows = rows + bias
-    return active.scatter(rows * active.values[:, None], channels_last=_channels_last(x))
+    return active.scatter(active.scaled(rows), channels_last=_channels_last(x))
+
+
+def _linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear``; in inference through oneDNN's linear, about 1.4x faster for these
+    narrow (C_out = 16-64) GEMMs than the BLAS call behind ``F.linear``."""
+    if _ONEDNN_LINEAR is not None and not torch.is_grad_enabled() and rows.dtype == torch.float32:
+        return _ONEDNN_LINEAR(rows, weight, bias, "none", [], "")
+    return F.linear(rows, weight, bias)
+
+
+# oneDNN's fused linear (what torch.compile uses on CPU); it has no autograd formula.
+_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
 def _scan_lines(

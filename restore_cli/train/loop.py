@@ -40,14 +40,20 @@ def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
     return (logits > 0).float(), [f.detach() for f in feats]
 
 
-def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...]) -> dict[str, float]:
+def mask_loss(logits: torch.Tensor, gt_mask: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """NetL's loss: BCE against the GT mask, degraded pixels weighted by ``netl_pos_weight``."""
+    pos_weight = torch.tensor(recipe.netl_pos_weight)
+    return F.binary_cross_entropy_with_logits(logits, gt_mask, pos_weight=pos_weight)
+
+
+def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Recipe) -> dict[str, float]:
     """Mask F1/BCE for NetL, RGB PSNR (restored vs input) for NetR, on the fixed val batch."""
     degraded, clean, gt_mask = val
     model.eval()
     with torch.no_grad():
         if stage == "netl":
             logits, _ = model.netl(degraded)
-            bce = F.binary_cross_entropy_with_logits(logits, gt_mask).item()
+            bce = mask_loss(logits, gt_mask, recipe).item()
             result = {"bce": bce, "f1": f1_score(logits.numpy() > 0, gt_mask.numpy() > 0.5)}
         else:
             mask, feats = _frozen_netl_pass(model, degraded)
@@ -115,7 +121,7 @@ def train(
         degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch)
         if stage == "netl":
             logits, _ = model.netl(degraded)
-            loss = F.binary_cross_entropy_with_logits(logits, gt_mask)
+            loss = mask_loss(logits, gt_mask, recipe)
         else:
             mask, feats = _frozen_netl_pass(model, degraded)
             loss = F.l1_loss(model.netr(degraded, mask, feats), clean)
@@ -129,7 +135,7 @@ def train(
         window_seconds += now - t0
         t0 = now
         if step % log_every == 0 or step == total:
-            metrics = validate(model, stage, val)
+            metrics = validate(model, stage, val, recipe)
             it_s = len(window) / max(window_seconds, 1e-9)
             line = {"step": step, "loss": float(np.mean(window)), "it_s": it_s, **metrics, "elapsed_min": elapsed / 60}
             window, window_seconds = [], 0.0

@@ -18,6 +18,7 @@ class Recipe:
     lr: float = 2e-4
     seed: int = 0
     threshold: float = 0.1  # GT mask threshold on mean |degraded - clean|
+    netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
     netl_steps: int = 3000
     netr_steps: int = 20000
     netl_lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)

@@ -49,7 +49,7 @@ class WeightsRecord:
 
 
 def _record(task: str, sha256: str | None = None) -> WeightsRecord:
-    return WeightsRecord(task, f"restore-cli/spair-{task}", f"{task}.safetensors", sha256, f"recipes/{task}.sh")
+    return WeightsRecord(task, f"restore-cli/spair-{task}", f"{task}.safetensors", sha256, f"recipes/train.sh {task}")
 
 
 REGISTRY: dict[str, WeightsRecord] = {
