@@ -30,7 +30,7 @@ Work = Callable[[Job, Callable[[str], None]], None]
 def describe(err: BaseException) -> str:
     """A one-line reason for a per-file failure."""
     if isinstance(err, MemoryError):
-        return "out of memory"
+        return f"out of memory ({err})" if str(err) else "out of memory"
     if isinstance(err, OSError) and err.strerror:
         return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
     return " ".join(str(err).split()) or type(err).__name__

@@ -84,6 +84,10 @@ class Pipeline:
                     raise
                 torch.cuda.empty_cache()
                 tile = (tile or max(h, w)) // 2
+            except RuntimeError as err:  # torch reports a failed CPU allocation as a RuntimeError
+                if "DefaultCPUAllocator" in str(err):
+                    raise MemoryError(f"at tile size {tile or 'none'}, try a smaller --tile") from err
+                raise
 
     def _stitch(self, rgb: np.ndarray, tile: int, pad: int, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
         h, w = rgb.shape[:2]

@@ -67,6 +67,23 @@ def test_cuda_oom_halves_the_tile(model, monkeypatch):
     assert max(max(s) for s in seen[1:]) <= 80  # retried with smaller tiles
 
 
+@pytest.mark.parametrize("message, raised", [
+    ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes.",
+     MemoryError),  # batch.py reports it per file and goes on
+    ("some other torch failure", RuntimeError),  # a bug: not disguised as a file error
+])
+def test_cpu_allocation_failure_becomes_memory_error(model, monkeypatch, message, raised):
+    pipe = Pipeline.from_model(model, "derain", device="cpu", tile=64, tile_pad=4)
+
+    def failing_run_tile(rgb, restore):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(pipe, "_run_tile", failing_run_tile)
+    with pytest.raises(raised) as info:
+        pipe.restore(np.zeros((64, 64, 3), np.float32))
+    assert type(info.value) is raised
+
+
 def test_tiles_blend_without_seams(model, monkeypatch):
     """Tiles whose outputs disagree by a constant offset blend smoothly across the overlap."""
     pipe = Pipeline.from_model(model, "derain", device="cpu", tile=32, tile_pad=8)
