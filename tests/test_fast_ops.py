@@ -112,6 +112,14 @@ def test_directional_attention(shape, density):
     close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
 
 
+@pytest.mark.parametrize("chunk", [1, 40])  # one line, or a few lines, per chunk of scores
+def test_directional_attention_in_chunks(monkeypatch, chunk):
+    monkeypatch.setattr(fast, "ATTENTION_CHUNK", chunk)
+    x, mask = case((2, 3, 9, 11), 0.4)
+    mask[0, 0, 3, :4] = 1  # lines with different numbers of queries in one chunk
+    close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
 def test_directional_attention_lines_without_clean_keys():
     x, mask = case((2, 3, 6, 8), 0.3)
     mask[0, 0, 2] = 1  # a fully degraded row

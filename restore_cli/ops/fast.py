@@ -29,6 +29,7 @@ from . import reference
 # benchmarks/sparse_ops.py puts the crossing near 0.3 on CPU.
 DENSE_ABOVE = 0.3
 CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
+ATTENTION_CHUNK = 2**16  # attention scores per chunk of lines in directional_attention (256 kB)
 
 
 class ActiveSet:
@@ -190,16 +191,28 @@ def _scan_lines(
     used_b, used_r = used // lines.shape[1], used % lines.shape[1]
     feats, keys = lines[used_b, used_r], clean[used_b, used_r]  # (n, C, L), (n, L)
     queries = feats.new_zeros(len(used), int(per_line.max()), c)  # padded per line
-    queries[slot, rank] = feats[slot, :, pos]
+    queries[slot, rank] = feats[slot, :, pos] / math.sqrt(c)
     query_pos = pos.new_full(queries.shape[:2], -1)
     query_pos[slot, rank] = pos
-    scores = queries @ feats / math.sqrt(c)  # (n, Q, L)
+    key_bias = torch.where(keys, 0.0, -1e9)[:, None, :]  # only clean keys count
+    # Does a query have a clean key before / after it? From running counts, O(n L).
+    upto = keys.cumsum(dim=-1)[slot, pos]  # clean keys at or before the query
+    before = upto - keys[slot, pos].long()
+    after = keys.sum(dim=-1)[slot] - upto
+    # A few lines at a time, so that the (lines, Q, L) scores stay in cache, and
+    # padded only to the most queries of a line in the chunk.
     j = torch.arange(length, device=line.device)
-    for out, side in zip(result, (j < query_pos[..., None], j > query_pos[..., None])):
-        valid = keys[:, None, :] & side
-        weights = torch.softmax(scores.masked_fill(~valid, -1e9), dim=-1)
-        attended = (weights @ feats.transpose(1, 2)) * valid.any(dim=-1, keepdim=True)
-        out[keep] = attended[slot, rank]
+    step = max(1, ATTENTION_CHUNK // (queries.shape[1] * length))
+    attended = [[], []]
+    for a in range(0, len(used), step):
+        q = int(per_line[a : a + step].max())
+        f, qp = feats[a : a + step], query_pos[a : a + step, :q, None]
+        scores = queries[a : a + step, :q] @ f + key_bias[a : a + step]  # (lines, q, L)
+        for chunks, other_side in zip(attended, (j >= qp, j <= qp)):
+            weights = torch.softmax(scores.masked_fill(other_side, -1e9), dim=-1)
+            chunks.append(F.pad(weights @ f.transpose(1, 2), (0, 0, 0, queries.shape[1] - q)))  # (lines, Q, C)
+    for out, chunks, has_key in zip(result, attended, (before > 0, after > 0)):
+        out[keep] = torch.cat(chunks)[slot, rank] * has_key[:, None]
     return result
 
 
