@@ -61,6 +61,19 @@ def test_raindrop_mask_marks_the_drops():
     assert seen >= 3
 
 
+def test_raindrop_mask_leaves_out_invisible_drops():
+    from restore_cli.synth.raindrop import visible_drops
+
+    clean = scene(h=64, w=64)
+    drops = np.zeros((64, 64), bool)
+    drops[10:30, 10:30] = drops[40:60, 40:60] = True
+    degraded = clean.copy()
+    degraded[10:30, 10:30] += 0.2  # a visible drop
+    degraded[40:60, 40:60] += 0.01  # one that refracts nearly the same colour
+    mask = visible_drops(np.clip(degraded, 0, 1), clean, drops)
+    assert mask[14:26, 14:26].all() and not mask[40:60, 40:60].any() and not mask[~drops].any()
+
+
 def test_raindrops_refract_an_inverted_view():
     """Inside drops below the horizon, bright sky shows: the drop flips the scene above into its lower part."""
     clean = scene(h=96, w=96)

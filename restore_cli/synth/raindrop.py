@@ -22,8 +22,11 @@ lens a few centimetres from the camera, so in the photo it is:
    premultiplied layer blurred with one Gaussian and composited over the
    scene. The scene itself is seen through wet glass and is slightly soft.
 
-Ground-truth mask: the drops themselves, i.e. the defocused drop matte above
-0.5 (``add_raindrops`` returns it with the image), whatever their content.
+Ground-truth mask: the drops that visibly change the image, i.e. the
+defocused drop matte above 0.5 where the change, averaged over a few pixels,
+is above about 13 levels (``visible_drops``; ``add_raindrops`` returns it with
+the image). A drop that refracts a flat region into nearly the same colour is
+left out: NetL cannot see it, and SPAIR trains NetL on visible distortions only.
 Sizes are absolute pixels at the scale of Qian's 720x480 photos (drop radii
 from a few px to about 40 px, covering 3-32% of the pane), so training crops
 see drops as large as the test photos show them. On BSDS500 val photos the
@@ -35,6 +38,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+
+# A drop pixel is in the GT mask where the mean RGB change, averaged over
+# VISIBLE_SIGMA px, exceeds VISIBLE_CHANGE (about 13 levels of 255).
+VISIBLE_CHANGE = 0.05
+VISIBLE_SIGMA = 3.0
 
 
 def _add_ball(field: np.ndarray, cy: float, cx: float, r: float) -> None:
@@ -111,5 +120,16 @@ def add_raindrops(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     alpha = cv2.GaussianBlur(matte, (0, 0), sigma)
     layer = cv2.GaussianBlur(content * matte[..., None], (0, 0), sigma)
     scene = cv2.GaussianBlur(clean, (0, 0), rng.uniform(0.3, 0.8))
-    out = layer + (1 - alpha[..., None]) * scene
-    return np.clip(out, 0.0, 1.0).astype(np.float32), alpha > 0.5
+    out = np.clip(layer + (1 - alpha[..., None]) * scene, 0.0, 1.0).astype(np.float32)
+    return out, visible_drops(out, clean, alpha > 0.5)
+
+
+def visible_drops(degraded: np.ndarray, clean: np.ndarray, drops: np.ndarray) -> np.ndarray:
+    """The drop pixels that visibly change the image: the GT mask.
+
+    A drop over a flat region can refract nearly the same colour and vanish;
+    SPAIR trains NetL on visible distortions only. The change is averaged over
+    ``VISIBLE_SIGMA`` px, so a visible drop stays solid inside.
+    """
+    change = cv2.GaussianBlur(np.abs(degraded - clean).mean(axis=-1), (0, 0), VISIBLE_SIGMA)
+    return drops & (change > VISIBLE_CHANGE)
