@@ -19,3 +19,17 @@ def degradation_mask(degraded: np.ndarray, clean: np.ndarray, threshold: float =
 
     diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32))
     return diff.mean(axis=-1) > threshold
+
+
+def visible_change(degraded: np.ndarray, clean: np.ndarray, threshold: float, sigma: float) -> np.ndarray:
+    """Binary mask (H, W) bool: where the mean absolute RGB change, averaged over a
+    Gaussian of ``sigma`` px, exceeds ``threshold``.
+
+    The averaging turns scattered changed pixels (blurred edges, a drop's
+    refracted texture) into the solid regions they belong to.
+    """
+    import cv2
+    import numpy as np
+
+    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).mean(axis=-1)
+    return cv2.GaussianBlur(diff, (0, 0), sigma) > threshold

@@ -39,6 +39,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .mask import visible_change
+
 
 # A drop pixel is in the GT mask where the mean RGB change, averaged over
 # VISIBLE_SIGMA px, exceeds VISIBLE_CHANGE (about 13 levels of 255).
@@ -128,8 +130,6 @@ def visible_drops(degraded: np.ndarray, clean: np.ndarray, drops: np.ndarray) ->
     """The drop pixels that visibly change the image: the GT mask.
 
     A drop over a flat region can refract nearly the same colour and vanish;
-    SPAIR trains NetL on visible distortions only. The change is averaged over
-    ``VISIBLE_SIGMA`` px, so a visible drop stays solid inside.
+    SPAIR trains NetL on visible distortions only.
     """
-    change = cv2.GaussianBlur(np.abs(degraded - clean).mean(axis=-1), (0, 0), VISIBLE_SIGMA)
-    return drops & (change > VISIBLE_CHANGE)
+    return drops & visible_change(degraded, clean, VISIBLE_CHANGE, VISIBLE_SIGMA)
