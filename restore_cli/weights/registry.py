@@ -17,7 +17,12 @@ from ..errors import WeightsError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
-DERAIN_SHA256: str | None = "e7ee3809a47f554b1a55493ded0e4e15f91e109db7ef509e4f3041fe00edb757"
+PINNED_SHA256: dict[str, str | None] = {
+    "derain": "e7ee3809a47f554b1a55493ded0e4e15f91e109db7ef509e4f3041fe00edb757",
+    "deraindrop": None,
+    "deshadow": None,
+    "deblur": None,
+}
 
 
 def weights_dir() -> Path:
@@ -52,12 +57,7 @@ def _record(task: str, sha256: str | None = None) -> WeightsRecord:
     return WeightsRecord(task, f"restore-cli/spair-{task}", f"{task}.safetensors", sha256, f"recipes/train.sh {task}")
 
 
-REGISTRY: dict[str, WeightsRecord] = {
-    "derain": _record("derain", DERAIN_SHA256),
-    "deraindrop": _record("deraindrop"),
-    "deshadow": _record("deshadow"),
-    "deblur": _record("deblur"),
-}
+REGISTRY: dict[str, WeightsRecord] = {task: _record(task, sha) for task, sha in PINNED_SHA256.items()}
 
 
 def get_record(task: str) -> WeightsRecord:
