@@ -257,3 +257,17 @@ def test_cli_pull_and_list(tiny, hub, cache, monkeypatch):
     hub.stop()
     failed = runner.invoke(app, ["pull", "derain", "--endpoint", hub.url, "--cache-dir", str(cache / "new")])
     assert failed.exit_code == 1 and "cannot download" in failed.output
+
+
+@pytest.mark.parametrize("task", [t for t, rec in REGISTRY.items() if rec.sha256])
+def test_shipped_weights_match_their_pin_and_recipe(task):
+    """Every pinned task ships its file in weights/, with that sha256 and the recipe's architecture."""
+    from restore_cli.weights.registry import REPO_ROOT
+
+    rec = REGISTRY[task]
+    path = REPO_ROOT / "weights" / rec.filename  # the repository's copy (the tests point weights_dir elsewhere)
+    assert path.is_file(), f"{path} missing"
+    assert sha256(path.read_bytes()) == rec.sha256
+    model, _, _ = load_model(task, weights=path)  # strict load against the config in the file
+    recipe = Recipe.load(REPO_ROOT / "recipes" / f"{task}.json")
+    assert model.cfg == recipe.model
