@@ -78,10 +78,17 @@ def _load_pipeline(task: str, weights: Optional[Path], device: Device, tile: int
     from .errors import WeightsError
 
     try:
-        return pipeline.load_pipeline(task, weights, device.value, tile, tile_pad)
+        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad)
     except (WeightsError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+    if pipe.device.type == "cuda":
+        from .ops import cuda
+
+        if not cuda.available():
+            typer.echo("note: CuPy is not installed, so the sparse ops run as plain PyTorch on the GPU "
+                       "(pip install 'restore-cli[cuda]' for the CUDA kernels)", err=True)
+    return pipe
 
 
 def _collect(inputs: list[str], output: Path, outputs):

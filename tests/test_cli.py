@@ -284,3 +284,19 @@ def test_version_is_fast_and_imports_no_torch():
         best = min(best, time.perf_counter() - start)
     assert done.returncode == 0 and done.stdout.strip() == f"restore {restore_cli.__version__}"
     assert best < 1.5
+
+
+@pytest.mark.parametrize("has_cupy", [False, True])
+def test_cuda_without_cupy_says_so(monkeypatch, capsys, has_cupy):
+    import types
+
+    import torch
+
+    from restore_cli.ops import cuda
+
+    fake = types.SimpleNamespace(device=torch.device("cuda"))
+    monkeypatch.setattr(restore_cli.pipeline, "load_pipeline", lambda *a: fake)
+    monkeypatch.setattr(cuda, "available", lambda: has_cupy)
+    assert restore_cli.cli._load_pipeline("derain", None, restore_cli.cli.Device.cuda, 512, 32) is fake
+    note = "CuPy is not installed" in capsys.readouterr().err
+    assert note != has_cupy
