@@ -11,8 +11,10 @@ SC stack, both SNL steps) can share the work.
   a zeroed output. Above ``DENSE_ABOVE`` density a dense conv is cheaper and
   is used instead. Channels-last inputs gather and scatter several times
   faster (each pixel's channels are contiguous) and give channels-last outputs.
+  In inference the GEMM is oneDNN's linear (``_linear``).
 * ``directional_attention`` scores only the degraded (active) queries of
-  the rows and columns that have any, against the keys of their own line.
+  the rows and columns that have any, against the keys of their own line,
+  a few lines at a time so that the scores stay in cache.
 """
 
 from __future__ import annotations
