@@ -15,10 +15,7 @@ def degradation_mask(degraded: np.ndarray, clean: np.ndarray, threshold: float =
 
     SPAIR trains NetL on severe distortions only, so the threshold is a setting.
     """
-    import numpy as np
-
-    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32))
-    return diff.mean(axis=-1) > threshold
+    return mean_change(degraded, clean) > threshold
 
 
 def visible_change(degraded: np.ndarray, clean: np.ndarray, threshold: float, sigma: float) -> np.ndarray:
@@ -29,7 +26,12 @@ def visible_change(degraded: np.ndarray, clean: np.ndarray, threshold: float, si
     refracted texture) into the solid regions they belong to.
     """
     import cv2
+
+    return cv2.GaussianBlur(mean_change(degraded, clean), (0, 0), sigma) > threshold
+
+
+def mean_change(degraded: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Per-pixel mean absolute RGB change (H, W) float32, in [0, 1] units."""
     import numpy as np
 
-    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).mean(axis=-1)
-    return cv2.GaussianBlur(diff, (0, 0), sigma) > threshold
+    return np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).mean(axis=-1)
