@@ -3,15 +3,18 @@
 #   recipes/train.sh derain        (or deraindrop, deshadow, deblur)
 # Resumable: rerun it and it continues from the checkpoints in checkpoints/<task>/
 # (committed to the repo). Needs ../shared/data/bsds500 (train/ and val/).
+# Staged runs: NETL_STEPS / NETR_STEPS stop each stage early; a later run with
+# more NetL steps trains NetL further, and NetR then continues with that NetL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASK=${1:?usage: recipes/train.sh derain|deraindrop|deshadow|deblur}
 DATA=${DATA:-../shared/data/bsds500}
 RUN=${RUN:-checkpoints/$TASK}
+NETL_STEPS=${NETL_STEPS:-}  # empty: the recipe's netl_steps
 NETR_STEPS=${NETR_STEPS:-}  # empty: the recipe's netr_steps
 THREADS=${THREADS:-2}       # torch threads; use 1 while other jobs share the CPU
 restore() { .venv/bin/python -m restore_cli "$@"; }
 common=(--recipe "recipes/$TASK.json" --data "$DATA/train" --val "$DATA/val" --out "$RUN" --resume --threads "$THREADS")
-restore train netl "${common[@]}"
+restore train netl "${common[@]}" ${NETL_STEPS:+--steps $NETL_STEPS}
 restore train netr "${common[@]}" ${NETR_STEPS:+--steps $NETR_STEPS}
 restore train export "$RUN/netr.ckpt" --out "weights/$TASK.safetensors"

@@ -75,6 +75,17 @@ def test_resume_is_exact(setup, tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
 
 
+def test_netr_resume_picks_up_a_netl_trained_further(setup, tmp_path):
+    recipe, data, val = setup
+    train("netl", recipe, data, val, tmp_path, steps=3, log_every=100)
+    train("netr", recipe, data, val, tmp_path, steps=2, log_every=100)
+    netl = load_checkpoint(train("netl", recipe, data, val, tmp_path, steps=6, resume=True, log_every=100))["model"]
+    netr = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=3, resume=True, log_every=100))
+    assert netr["step"] == 3
+    keys = [k for k in netl if k.startswith("netl.")]
+    assert all(torch.equal(netr["model"][k], netl[k]) for k in keys)  # the further-trained NetL
+
+
 def test_learning_rate_halves_on_schedule():
     recipe = Recipe(lr=1e-3, netr_lr_halve_every=100)
     assert [recipe.lr_at("netr", s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]

@@ -40,6 +40,20 @@ def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
     return (logits > 0).float(), [f.detach() for f in feats]
 
 
+def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
+    """Put the NetL of checkpoint ``path`` into ``model`` (needed before NetR's first step)."""
+    if not path.exists():
+        if required:
+            raise FileNotFoundError(f"{path}: NetR needs a trained NetL checkpoint (train netl first or pass --init)")
+        return
+    ck = load_checkpoint(path)
+    netl = {k.removeprefix("netl."): v for k, v in ck["model"].items() if k.startswith("netl.")}
+    current = model.netl.state_dict()
+    if not required and any(not torch.equal(v, current[k]) for k, v in netl.items()):
+        console.log(f"NetL changed since the last NetR run: continuing with {path} (step {ck['step']})")
+    model.netl.load_state_dict(netl)
+
+
 def mask_loss(logits: torch.Tensor, gt_mask: torch.Tensor, recipe: Recipe) -> torch.Tensor:
     """NetL's loss: BCE against the GT mask, degraded pixels weighted by ``netl_pos_weight``."""
     pos_weight = torch.tensor(recipe.netl_pos_weight)
@@ -77,8 +91,10 @@ def train(
 ) -> Path:
     """Train ``stage`` ('netl' or 'netr') and return the checkpoint path.
 
-    NetR training starts from ``init`` (a NetL checkpoint, or the NetL stage's
-    checkpoint in ``out_dir``) and keeps NetL frozen.
+    NetR training takes NetL from ``init`` (a NetL checkpoint, or the NetL
+    stage's checkpoint in ``out_dir``) and keeps it frozen. NetL is read from
+    there on ``resume`` too, so a NetL trained further since the last NetR run
+    is picked up: NetR then goes on adapting to it.
     """
     if stage not in ("netl", "netr"):
         raise ValueError("stage must be 'netl' or 'netr'")
@@ -98,11 +114,8 @@ def train(
         opt.load_state_dict(ck["optim"])
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         console.log(f"resumed {ckpt_path} at step {step}")
-    elif stage == "netr":
-        src = Path(init) if init else out_dir / "netl.ckpt"
-        if not src.exists():
-            raise FileNotFoundError(f"{src}: NetR needs a trained NetL checkpoint (train netl first or pass --init)")
-        model.load_state_dict(load_checkpoint(src)["model"])
+    if stage == "netr":
+        _load_netl(model, Path(init) if init else out_dir / "netl.ckpt", required=step == 0)
     model.netl.requires_grad_(stage == "netl")
     model.train()
 
