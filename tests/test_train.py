@@ -86,6 +86,14 @@ def test_netr_resume_picks_up_a_netl_trained_further(setup, tmp_path):
     assert all(torch.equal(netr["model"][k], netl[k]) for k in keys)  # the further-trained NetL
 
 
+def test_netl_crop_grows_on_schedule(setup):
+    recipe, data, _ = setup
+    recipe = replace(recipe, crop=32, netl_crops=[[10, 48]])
+    assert [recipe.crop_at("netl", s) for s in (0, 9, 10, 99)] == [32, 32, 48, 48]
+    assert recipe.crop_at("netr", 99) == 32
+    assert data.batch(0, 10, 2, recipe.crop_at("netl", 10))[0].shape == (2, 3, 48, 48)
+
+
 def test_learning_rate_halves_on_schedule():
     recipe = Recipe(lr=1e-3, netr_lr_halve_every=100)
     assert [recipe.lr_at("netr", s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]

@@ -72,21 +72,24 @@ class SyntheticPairs:
             raise ValueError(f"{clean_dir}: no images found")
         self.degrade, self.crop, self.threshold, self.margin = degrade, crop, threshold, margin
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, rng: np.random.Generator, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img = self.images[int(rng.integers(len(self.images)))]
-        size = min(self.crop + 2 * self.margin, *img.shape[:2])
+        size = min(crop + 2 * self.margin, *img.shape[:2])
         y = int(rng.integers(img.shape[0] - size + 1))
         x = int(rng.integers(img.shape[1] - size + 1))
         clean = img[y : y + size, x : x + size]
         degraded, mask = degrade_with_mask(self.degrade, clean, rng, self.threshold)
-        m = (size - self.crop) // 2
-        clean, degraded, mask = (a[m : m + self.crop, m : m + self.crop] for a in (clean, degraded, mask))
+        m = (size - crop) // 2
+        clean, degraded, mask = (a[m : m + crop, m : m + crop] for a in (clean, degraded, mask))
         clean, degraded, mask = _augment(rng, clean, degraded, mask)
         return degraded, clean, mask.astype(np.float32)
 
-    def batch(self, seed: int, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, seed: int, step: int, size: int, crop: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``size`` crops of ``crop`` px (default: the crop given at construction)."""
         rng = np.random.default_rng([seed, step])
-        samples = [self.sample(rng) for _ in range(size)]
+        samples = [self.sample(rng, crop or self.crop) for _ in range(size)]
         return tuple(_to_tensor([s[i] for s in samples]) for i in range(3))  # type: ignore[return-value]
 
 
@@ -101,9 +104,9 @@ class PairedFolder(SyntheticPairs):
         self.pairs = [(read_rgb(p), read_rgb(root / "target" / p.name)) for p in inputs]
         self.crop, self.threshold = crop, threshold
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, rng: np.random.Generator, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         degraded, clean = self.pairs[int(rng.integers(len(self.pairs)))]
-        size = min(self.crop, *clean.shape[:2])
+        size = min(crop, *clean.shape[:2])
         y = int(rng.integers(clean.shape[0] - size + 1))
         x = int(rng.integers(clean.shape[1] - size + 1))
         degraded, clean = _augment(rng, degraded[y : y + size, x : x + size], clean[y : y + size, x : x + size])

@@ -131,7 +131,7 @@ def train(
     while step < total:
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(stage, step)
-        degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch)
+        degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch, recipe.crop_at(stage, step))
         if stage == "netl":
             logits, _ = model.netl(degraded)
             loss = mask_loss(logits, gt_mask, recipe)

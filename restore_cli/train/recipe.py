@@ -21,6 +21,9 @@ class Recipe:
     netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
     netl_steps: int = 3000
     netr_steps: int = 20000
+    # [[from_step, crop], ...]: NetL trains on larger crops from those steps on (more
+    # context tells a shadow from a dark object); before the first, on ``crop``.
+    netl_crops: list[list[int]] = field(default_factory=list)
     netl_lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     netr_lr_halve_every: int = 0
     val_n: int = 8
@@ -31,6 +34,13 @@ class Recipe:
         """Learning rate of ``stage`` at ``step``: ``lr``, halved every ``{stage}_lr_halve_every`` steps."""
         every = getattr(self, f"{stage}_lr_halve_every")
         return self.lr * 0.5 ** (step // every) if every else self.lr
+
+    def crop_at(self, stage: str, step: int) -> int:
+        """Training crop size of ``stage`` at ``step``."""
+        crop = self.crop
+        for start, size in sorted(self.netl_crops) if stage == "netl" else []:
+            crop = size if step >= start else crop
+        return crop
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
