@@ -75,6 +75,25 @@ def test_resume_is_exact(setup, tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
 
 
+def test_netr_ema_resumes_exactly_and_is_exported(setup, tmp_path):
+    recipe, data, val = setup
+    recipe = replace(recipe, netr_ema=0.9)
+    train("netl", recipe, data, val, tmp_path, steps=2, log_every=100)
+    for run in ("straight", "resumed"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "netl.ckpt").write_bytes((tmp_path / "netl.ckpt").read_bytes())
+    train("netr", recipe, data, val, tmp_path / "straight", steps=4, log_every=100)
+    train("netr", recipe, data, val, tmp_path / "resumed", steps=2, log_every=100)
+    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path / "resumed", steps=4, resume=True, log_every=100))
+    straight = load_checkpoint(tmp_path / "straight" / "netr.ckpt")
+    for k in ck["ema"]:
+        torch.testing.assert_close(ck["ema"][k], straight["ema"][k], rtol=0, atol=0)
+    key = "netr.tail.weight"
+    assert not torch.equal(ck["ema"][key], ck["model"][key])  # the average lags the weights
+    exported = load_spair(export(tmp_path / "resumed" / "netr.ckpt", tmp_path / "w.safetensors"))
+    torch.testing.assert_close(exported.state_dict()[key], ck["ema"][key], rtol=0, atol=0)
+
+
 def test_netr_resume_picks_up_a_netl_trained_further(setup, tmp_path):
     recipe, data, val = setup
     train("netl", recipe, data, val, tmp_path, steps=3, log_every=100)

@@ -1,12 +1,15 @@
 """The training loop for NetL (BCE against the GT mask) and NetR (L1, NetL frozen).
 
 Checkpoints hold only tensors and plain values and are read back with
-``torch.load(weights_only=True)``. Batches depend only on ``(seed, step)``,
+``torch.load(weights_only=True)``. With ``netr_ema`` set, a NetR checkpoint
+also holds an exponential moving average of the weights (``"ema"``); that is
+what is validated and exported (``shipped_state``). Batches depend only on ``(seed, step)``,
 so ``--resume`` continues a run exactly where it stopped.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -40,6 +43,11 @@ def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
     return (logits > 0).float(), [f.detach() for f in feats]
 
 
+def shipped_state(ck: dict) -> dict:
+    """The weights of a checkpoint to use downstream: its EMA when it kept one."""
+    return ck.get("ema", ck["model"])
+
+
 def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
     """Put the NetL of checkpoint ``path`` into ``model`` (needed before NetR's first step)."""
     if not path.exists():
@@ -47,7 +55,7 @@ def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
             raise FileNotFoundError(f"{path}: NetR needs a trained NetL checkpoint (train netl first or pass --init)")
         return
     ck = load_checkpoint(path)
-    netl = {k.removeprefix("netl."): v for k, v in ck["model"].items() if k.startswith("netl.")}
+    netl = {k.removeprefix("netl."): v for k, v in shipped_state(ck).items() if k.startswith("netl.")}
     current = model.netl.state_dict()
     if not required and any(not torch.equal(v, current[k]) for k, v in netl.items()):
         console.log(f"NetL changed since the last NetR run: continuing with {path} (step {ck['step']})")
@@ -108,8 +116,8 @@ def train(
     trained = model.netl if stage == "netl" else model.netr
     opt = torch.optim.Adam(trained.parameters(), lr=recipe.lr)
     step, elapsed = 0, 0.0
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
+    ck = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else {}
+    if ck:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
@@ -118,11 +126,16 @@ def train(
         _load_netl(model, Path(init) if init else out_dir / "netl.ckpt", required=step == 0)
     model.netl.requires_grad_(stage == "netl")
     model.train()
+    # The moving average of NetR's weights (NetL, frozen, is the same in both).
+    ema = copy.deepcopy(model) if stage == "netr" and recipe.netr_ema else None
+    if ema is not None and "ema" in ck:
+        ema.load_state_dict(ck["ema"])
+        ema.netl.load_state_dict(model.netl.state_dict())
 
     def save() -> None:
         _save_atomic(
             {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "elapsed": elapsed,
-             "recipe": json.dumps(recipe.to_dict())},
+             "recipe": json.dumps(recipe.to_dict()), **({"ema": ema.state_dict()} if ema else {})},
             ckpt_path,
         )
 
@@ -141,6 +154,10 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for avg, p in zip(ema.netr.parameters(), trained.parameters()):
+                    avg.lerp_(p, 1 - recipe.netr_ema)
         step += 1
         window.append(loss.item())
         now = time.time()
@@ -148,7 +165,7 @@ def train(
         window_seconds += now - t0
         t0 = now
         if step % log_every == 0 or step == total:
-            metrics = validate(model, stage, val, recipe)
+            metrics = validate(model if ema is None else ema, stage, val, recipe)
             it_s = len(window) / max(window_seconds, 1e-9)
             line = {"step": step, "loss": float(np.mean(window)), "it_s": it_s, **metrics, "elapsed_min": elapsed / 60}
             window, window_seconds = [], 0.0
@@ -169,7 +186,7 @@ def export(checkpoint: str | Path, out: str | Path, extra: dict[str, str] | None
     """Write the SPAIR weights of a NetR checkpoint (which holds NetL too) as safetensors."""
     ck = load_checkpoint(checkpoint)
     model = SPAIR(Recipe.from_dict(json.loads(ck["recipe"])).model)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(shipped_state(ck))
     meta = {"steps": str(ck["step"]), "train_minutes": f"{ck['elapsed'] / 60:.1f}"}
     meta.update(extra or {})
     save_spair(model, out, meta)

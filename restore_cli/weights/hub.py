@@ -201,7 +201,8 @@ def present(rec: WeightsRecord, cache_dir: str | Path | None = None) -> tuple[st
 def _model_from_checkpoint(path: Path):
     """A SPAIR from a torch checkpoint, read with ``weights_only=True`` (never a full unpickle).
 
-    Accepts the training format ``{"model": state_dict, "recipe": json}`` and
+    Accepts the training format ``{"model": state_dict, "recipe": json}`` (its
+    ``"ema"`` weights instead when it has them) and
     ``{"model": state_dict, "config": cfg}`` or a state_dict with a ``"config"``
     entry, where cfg is a SPAIRConfig dict or its JSON.
     """
@@ -215,7 +216,7 @@ def _model_from_checkpoint(path: Path):
         raise WeightsError(f"{path}: refused by torch.load(weights_only=True): {_one_line(err)}") from None
     if not isinstance(ck, dict):
         raise WeightsError(f"{path}: expected a dict checkpoint, got {type(ck).__name__}")
-    state = ck["model"] if "model" in ck else {k: v for k, v in ck.items() if k != "config"}
+    state = ck.get("ema", ck["model"]) if "model" in ck else {k: v for k, v in ck.items() if k != "config"}
     cfg = ck.get("config") or (json.loads(ck["recipe"])["model"] if "recipe" in ck else None)
     if cfg is None:
         raise WeightsError(f"{path}: no model config (expected a 'config' or 'recipe' entry)")
