@@ -77,13 +77,15 @@ def test_resume_is_exact(setup, tmp_path):
 
 def test_netr_ema_resumes_exactly_and_is_exported(setup, tmp_path):
     recipe, data, val = setup
-    recipe = replace(recipe, netr_ema=0.9)
+    recipe = replace(recipe, netr_ema=0.9, netr_ema_start=2)
     train("netl", recipe, data, val, tmp_path, steps=2, log_every=100)
     for run in ("straight", "resumed"):
         (tmp_path / run).mkdir()
         (tmp_path / run / "netl.ckpt").write_bytes((tmp_path / "netl.ckpt").read_bytes())
     train("netr", recipe, data, val, tmp_path / "straight", steps=4, log_every=100)
-    train("netr", recipe, data, val, tmp_path / "resumed", steps=2, log_every=100)
+    # A staged run: 2 steps by a recipe without the average, then resumed with it.
+    train("netr", replace(recipe, netr_ema=0.0), data, val, tmp_path / "resumed", steps=2, log_every=100)
+    assert "ema" not in load_checkpoint(tmp_path / "resumed" / "netr.ckpt")
     ck = load_checkpoint(train("netr", recipe, data, val, tmp_path / "resumed", steps=4, resume=True, log_every=100))
     straight = load_checkpoint(tmp_path / "straight" / "netr.ckpt")
     for k in ck["ema"]:

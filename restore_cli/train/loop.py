@@ -126,11 +126,15 @@ def train(
         _load_netl(model, Path(init) if init else out_dir / "netl.ckpt", required=step == 0)
     model.netl.requires_grad_(stage == "netl")
     model.train()
-    # The moving average of NetR's weights (NetL, frozen, is the same in both).
-    ema = copy.deepcopy(model) if stage == "netr" and recipe.netr_ema else None
-    if ema is not None and "ema" in ck:
-        ema.load_state_dict(ck["ema"])
-        ema.netl.load_state_dict(model.netl.state_dict())
+    # The moving average of NetR's weights from step netr_ema_start on (NetL, frozen,
+    # is the same in both); started at the weights of that step.
+    keeps_ema = stage == "netr" and recipe.netr_ema > 0
+    ema = None
+    if keeps_ema and step >= recipe.netr_ema_start:
+        ema = copy.deepcopy(model)
+        if "ema" in ck:
+            ema.load_state_dict(ck["ema"])
+            ema.netl.load_state_dict(model.netl.state_dict())
 
     def save() -> None:
         _save_atomic(
@@ -154,11 +158,13 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if ema is not None:
+        step += 1
+        if keeps_ema and step >= recipe.netr_ema_start:
+            if ema is None:
+                ema = copy.deepcopy(model)
             with torch.no_grad():
                 for avg, p in zip(ema.netr.parameters(), trained.parameters()):
                     avg.lerp_(p, 1 - recipe.netr_ema)
-        step += 1
         window.append(loss.item())
         now = time.time()
         elapsed += now - t0

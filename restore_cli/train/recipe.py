@@ -27,6 +27,7 @@ class Recipe:
     netl_lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     netr_lr_halve_every: int = 0
     netr_ema: float = 0.0  # decay of the moving average of NetR's weights that is shipped (0: none)
+    netr_ema_start: int = 0  # NetR step the average starts at
     val_n: int = 8
     val_seed: int = 1234
     val_crop: int = 128
