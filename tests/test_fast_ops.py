@@ -120,6 +120,14 @@ def test_directional_attention_in_chunks(monkeypatch, chunk):
     close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
 
 
+@pytest.mark.parametrize("compact_below", [0.0, 1.1])  # every line's keys scored, or only its clean ones
+@pytest.mark.parametrize("density", [0.2, 0.7])
+def test_directional_attention_key_compaction(monkeypatch, compact_below, density):
+    monkeypatch.setattr(fast, "COMPACT_KEYS_BELOW", compact_below)
+    x, mask = case((2, 3, 9, 11), density)
+    close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+
+
 def test_directional_attention_lines_without_clean_keys():
     x, mask = case((2, 3, 6, 8), 0.3)
     mask[0, 0, 2] = 1  # a fully degraded row

@@ -13,8 +13,8 @@ SC stack, both SNL steps) can share the work.
   faster (each pixel's channels are contiguous) and give channels-last outputs.
   In inference the GEMM is oneDNN's linear (``_linear``).
 * ``directional_attention`` scores only the degraded (active) queries of
-  the rows and columns that have any, against the keys of their own line,
-  a few lines at a time so that the scores stay in cache.
+  the rows and columns that have any, against the clean keys of their own
+  line, a few lines at a time so that the scores stay in cache.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from . import reference
 DENSE_ABOVE = 0.3
 CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
 ATTENTION_CHUNK = 2**16  # attention scores per chunk of lines in directional_attention (256 kB)
+COMPACT_KEYS_BELOW = 0.8  # directional_attention scores only the clean keys when every line has fewer
 
 
 class ActiveSet:
@@ -182,7 +183,8 @@ def _scan_lines(
     line). Returns ``[backward, forward]``, each (N, C), as
     ``reference._scan_rows`` computes them (zeros where there is no key).
     Only the lines holding a query and a clean key are scored, and in them
-    only the queries: ``(lines, queries per line, line length)`` scores.
+    only the queries against the clean keys: ``(lines, queries, keys)``
+    scores, so the cost falls as the mask grows denser, too.
     """
     c, length = lines.shape[2:]
     result = [lines.new_zeros(len(line), c) for _ in range(2)]
@@ -200,21 +202,31 @@ def _scan_lines(
     queries[slot, rank] = feats[slot, :, pos] / math.sqrt(c)
     query_pos = pos.new_full(queries.shape[:2], -1)
     query_pos[slot, rank] = pos
-    key_bias = torch.where(keys, 0.0, -1e9)[:, None, :]  # only clean keys count
+    # Key positions, with `length` (after every query, never attended to) for the
+    # keys that do not count. Where many pixels are degraded, each line's clean keys
+    # are moved to the front (in order) and only those are scored.
+    n_keys = keys.sum(dim=-1)
+    j = torch.arange(length, device=line.device)
+    if n_keys.max() > COMPACT_KEYS_BELOW * length:  # nearly all clean: compacting costs more
+        key_pos, key_feats, n_scored = torch.where(keys, j, length), feats, torch.full_like(n_keys, length)
+    else:
+        key_pos = torch.argsort((~keys).to(torch.uint8), dim=-1, stable=True)[:, : int(n_keys.max())]
+        key_pos = torch.where(j[: key_pos.shape[1]] < n_keys[:, None], key_pos, length)
+        key_feats = feats.gather(2, key_pos.clamp_max(length - 1)[:, None].expand(-1, c, -1))  # (n, C, K)
+        n_scored = n_keys
     # Does a query have a clean key before / after it? From running counts, O(n L).
     upto = keys.cumsum(dim=-1)[slot, pos]  # clean keys at or before the query
     before = upto - keys[slot, pos].long()
-    after = keys.sum(dim=-1)[slot] - upto
-    # A few lines at a time, so that the (lines, Q, L) scores stay in cache, and
-    # padded only to the most queries of a line in the chunk.
-    j = torch.arange(length, device=line.device)
-    step = max(1, ATTENTION_CHUNK // (queries.shape[1] * length))
+    after = n_keys[slot] - upto
+    # A few lines at a time, so that the (lines, Q, K) scores stay in cache, and
+    # padded only to the most queries and keys of a line in the chunk.
+    step = max(1, ATTENTION_CHUNK // (queries.shape[1] * key_pos.shape[1]))
     attended = [[], []]
     for a in range(0, len(used), step):
-        q = int(per_line[a : a + step].max())
-        f, qp = feats[a : a + step], query_pos[a : a + step, :q, None]
-        scores = queries[a : a + step, :q] @ f + key_bias[a : a + step]  # (lines, q, L)
-        for chunks, other_side in zip(attended, (j >= qp, j <= qp)):
+        q, k = int(per_line[a : a + step].max()), int(n_scored[a : a + step].max())
+        f, kp, qp = key_feats[a : a + step, :, :k], key_pos[a : a + step, None, :k], query_pos[a : a + step, :q, None]
+        scores = queries[a : a + step, :q] @ f  # (lines, q, k)
+        for chunks, other_side in zip(attended, (kp >= qp, (kp <= qp) | (kp == length))):
             weights = torch.softmax(scores.masked_fill(other_side, -1e9), dim=-1)
             chunks.append(F.pad(weights @ f.transpose(1, 2), (0, 0, 0, queries.shape[1] - q)))  # (lines, Q, C)
     for out, chunks, has_key in zip(result, attended, (before > 0, after > 0)):
