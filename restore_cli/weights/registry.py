@@ -21,7 +21,7 @@ PINNED_SHA256: dict[str, str | None] = {
     "derain": "86a0b0cf51d5a5154773f1bcfe3a7a46e79ce0bafb2de5479ef5fa0a48ca72bd",
     "deraindrop": "35b86f44f03e322a6bdddddba7809b60be22d7d4030a9f52ebc6fef73678673a",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
-    "deblur": "6f09be20cf1ae2ab3fb439dfa2d524e37585e341d1a070f663b927a7bcbd82b4",
+    "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
 }
 
 
