@@ -1,10 +1,10 @@
 """The training loop for NetL (BCE against the GT mask) and NetR (L1, NetL frozen).
 
 Checkpoints hold only tensors and plain values and are read back with
-``torch.load(weights_only=True)``. With ``netr_ema`` set, a NetR checkpoint
-also holds an exponential moving average of the weights (``"ema"``); that is
-what is validated and exported (``shipped_state``). Batches depend only on ``(seed, step)``,
-so ``--resume`` continues a run exactly where it stopped.
+``torch.load(weights_only=True)``. Batches depend only on ``(seed, step)``,
+so ``--resume`` continues a run exactly where it stopped. With ``netr_ema``
+set, a NetR checkpoint also holds a moving average of the weights
+(``"ema"``); that is what is validated and exported (``shipped_state``).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def train(
     def save() -> None:
         _save_atomic(
             {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "elapsed": elapsed,
-             "recipe": json.dumps(recipe.to_dict()), **({"ema": ema.state_dict()} if ema else {})},
+             "recipe": json.dumps(recipe.to_dict()), **({"ema": ema.state_dict()} if ema is not None else {})},
             ckpt_path,
         )
 

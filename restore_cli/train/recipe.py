@@ -39,10 +39,8 @@ class Recipe:
 
     def crop_at(self, stage: str, step: int) -> int:
         """Training crop size of ``stage`` at ``step``."""
-        crop = self.crop
-        for start, size in sorted(self.netl_crops) if stage == "netl" else []:
-            crop = size if step >= start else crop
-        return crop
+        started = [size for start, size in sorted(self.netl_crops) if step >= start] if stage == "netl" else []
+        return started[-1] if started else self.crop
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
