@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "86a0b0cf51d5a5154773f1bcfe3a7a46e79ce0bafb2de5479ef5fa0a48ca72bd",
+    "derain": "363649a700ab4ea6721774ba2f8a0d0ba89c7b454020ca2dce1069e18466fb83",
     "deraindrop": "153f98882425f6eb2de76b38d692f1f48c6d5f3b9adb516b080dbbf9a644e502",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
