@@ -12,6 +12,12 @@ Prints a table, then as its last line JSON:
 conv, at the largest shape.
 
     python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--channels-last]
+
+glibc's allocator gives the dense conv's large output fresh, page-faulting
+memory in some rows and reused memory in others, which moves the dense time
+by up to 2x. For steady-state ratios keep freed memory in the process:
+``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
+MALLOC_TOP_PAD_=268435456 python benchmarks/sparse_ops.py``.
 """
 
 from __future__ import annotations
