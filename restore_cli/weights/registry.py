@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "363649a700ab4ea6721774ba2f8a0d0ba89c7b454020ca2dce1069e18466fb83",
-    "deraindrop": "153f98882425f6eb2de76b38d692f1f48c6d5f3b9adb516b080dbbf9a644e502",
+    "deraindrop": "61b67d96dc4bfd71672f0e9d9d6022c67b7d86e7b6ba4bb1f9302a5dbdce3a2b",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
 }
