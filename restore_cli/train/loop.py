@@ -22,6 +22,7 @@ from rich.console import Console
 
 from ..metrics import f1_score, psnr
 from ..models import SPAIR, save_spair
+from ..weights.hub import shipped_state
 from .recipe import Recipe
 
 console = Console(stderr=True)
@@ -41,11 +42,6 @@ def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
     with torch.no_grad():
         logits, feats = model.netl(degraded)
     return (logits > 0).float(), [f.detach() for f in feats]
-
-
-def shipped_state(ck: dict) -> dict:
-    """The weights of a checkpoint to use downstream: its EMA when it kept one."""
-    return ck.get("ema", ck["model"])
 
 
 def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
@@ -127,14 +123,13 @@ def train(
     model.netl.requires_grad_(stage == "netl")
     model.train()
     # The moving average of NetR's weights from step netr_ema_start on (NetL, frozen,
-    # is the same in both); started at the weights of that step.
+    # is the same in both); it starts at the weights of that step.
     keeps_ema = stage == "netr" and recipe.netr_ema > 0
     ema = None
-    if keeps_ema and step >= recipe.netr_ema_start:
+    if keeps_ema and "ema" in ck:
         ema = copy.deepcopy(model)
-        if "ema" in ck:
-            ema.load_state_dict(ck["ema"])
-            ema.netl.load_state_dict(model.netl.state_dict())
+        ema.load_state_dict(ck["ema"])
+        ema.netl.load_state_dict(model.netl.state_dict())
 
     def save() -> None:
         _save_atomic(
@@ -146,6 +141,8 @@ def train(
     log = (out_dir / f"{stage}.log").open("a")
     last_save, t0, window, window_seconds = time.time(), time.time(), [], 0.0
     while step < total:
+        if keeps_ema and ema is None and step >= recipe.netr_ema_start:
+            ema = copy.deepcopy(model)
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(stage, step)
         degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch, recipe.crop_at(stage, step))
@@ -159,9 +156,7 @@ def train(
         loss.backward()
         opt.step()
         step += 1
-        if keeps_ema and step >= recipe.netr_ema_start:
-            if ema is None:
-                ema = copy.deepcopy(model)
+        if ema is not None:
             with torch.no_grad():
                 for avg, p in zip(ema.netr.parameters(), trained.parameters()):
                     avg.lerp_(p, 1 - recipe.netr_ema)

@@ -198,6 +198,12 @@ def present(rec: WeightsRecord, cache_dir: str | Path | None = None) -> tuple[st
     return "missing", None
 
 
+def shipped_state(ck: dict) -> dict:
+    """The weights of a training checkpoint to use downstream: its moving average
+    (``"ema"``) when it kept one, else its ``"model"``."""
+    return ck.get("ema", ck["model"])
+
+
 def _model_from_checkpoint(path: Path):
     """A SPAIR from a torch checkpoint, read with ``weights_only=True`` (never a full unpickle).
 
@@ -216,7 +222,7 @@ def _model_from_checkpoint(path: Path):
         raise WeightsError(f"{path}: refused by torch.load(weights_only=True): {_one_line(err)}") from None
     if not isinstance(ck, dict):
         raise WeightsError(f"{path}: expected a dict checkpoint, got {type(ck).__name__}")
-    state = ck.get("ema", ck["model"]) if "model" in ck else {k: v for k, v in ck.items() if k != "config"}
+    state = shipped_state(ck) if "model" in ck else {k: v for k, v in ck.items() if k != "config"}
     cfg = ck.get("config") or (json.loads(ck["recipe"])["model"] if "recipe" in ck else None)
     if cfg is None:
         raise WeightsError(f"{path}: no model config (expected a 'config' or 'recipe' entry)")
