@@ -79,3 +79,14 @@ def test_snl_leaves_clean_pixels_unaltered():
     keep = mask.expand_as(x) == 0
     torch.testing.assert_close(out[keep], x[keep])
     assert not torch.allclose(out[~keep], x[~keep])
+
+
+def test_snl_from_level_drops_the_full_resolution_snl():
+    from dataclasses import replace
+
+    cfg = SPAIRConfig(replace(TINY.netl, widths=(4, 8, 8)), replace(TINY.netr, widths=(8, 8, 8), snl_from_level=1))
+    model = SPAIR(cfg)
+    assert model.netr.dec[0].snl is None and model.netr.dec[1].snl is not None
+    assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
+    out, _ = model(torch.rand(1, 3, 20, 28))
+    assert out.shape == (1, 3, 20, 28)

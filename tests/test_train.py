@@ -107,11 +107,11 @@ def test_netr_resume_picks_up_a_netl_trained_further(setup, tmp_path):
     assert all(torch.equal(netr["model"][k], netl[k]) for k in keys)  # the further-trained NetL
 
 
-def test_netl_crop_grows_on_schedule(setup):
+def test_crop_grows_on_schedule(setup):
     recipe, data, _ = setup
-    recipe = replace(recipe, crop=32, netl_crops=[[10, 48]])
+    recipe = replace(recipe, crop=32, netl_crops=[[10, 48]], netr_crops=[[50, 64], [20, 40]])
     assert [recipe.crop_at("netl", s) for s in (0, 9, 10, 99)] == [32, 32, 48, 48]
-    assert recipe.crop_at("netr", 99) == 32
+    assert [recipe.crop_at("netr", s) for s in (19, 20, 49, 50)] == [32, 40, 40, 64]
     assert data.batch(0, 10, 2, recipe.crop_at("netl", 10))[0].shape == (2, 3, 48, 48)
 
 
@@ -119,6 +119,12 @@ def test_learning_rate_halves_on_schedule():
     recipe = Recipe(lr=1e-3, netr_lr_halve_every=100)
     assert [recipe.lr_at("netr", s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
     assert recipe.lr_at("netl", 10_000) == 1e-3  # netl_lr_halve_every = 0: constant
+
+
+def test_learning_rate_restarts_on_schedule():
+    recipe = Recipe(lr=1e-3, netr_lr_halve_every=100, netr_lr_restarts=[[250, 4e-4]])
+    assert [recipe.lr_at("netr", s) for s in (249, 250, 349, 350, 460)] == [2.5e-4, 4e-4, 4e-4, 2e-4, 1e-4]
+    assert Recipe(lr=1e-3, netl_lr_restarts=[[5, 1e-4]]).lr_at("netl", 4) == 1e-3
 
 
 def test_mask_loss_weights_degraded_pixels():
@@ -129,3 +135,25 @@ def test_mask_loss_weights_degraded_pixels():
     plain, weighted = (mask_loss(logits, gt, Recipe(netl_pos_weight=w)) for w in (1.0, 3.0))
     wrong = torch.nn.functional.softplus(torch.tensor(2.0)) / 4  # that pixel's share of the plain mean
     torch.testing.assert_close(weighted - plain, 2 * wrong)
+
+
+def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
+    """netr_init: NetL taken as is, NetR tensors copied (the merge conv that loses
+    its SNL branch keeps the SC branch's weights), and no NetL stage of its own."""
+    recipe, data, val = setup
+    train("netl", recipe, data, val, tmp_path / "wide", steps=2, log_every=100)
+    wide = train("netr", recipe, data, val, tmp_path / "wide", steps=2, log_every=100)
+    slim_model = replace(recipe.model, netr=replace(recipe.model.netr, snl_from_level=1))
+    slim = replace(recipe, model=slim_model, netl_steps=0, netr_init=str(wide), lr=0.0)  # lr 0: a step keeps it
+    assert not train("netl", slim, data, val, tmp_path / "slim", log_every=100).exists()
+    got = load_checkpoint(train("netr", slim, data, val, tmp_path / "slim", steps=1, log_every=100))["model"]
+    source = load_checkpoint(wide)["model"]
+    source = load_checkpoint(wide)["model"]
+    assert "netr.dec.0.snl.step1.weights.weight" in source  # TINY's one decoder level: no SNL left
+    assert not any(".snl." in name for name in got)
+    for name, tensor in got.items():
+        if name.startswith("netl.") or name != "netr.dec.0.merge.weight":
+            assert torch.equal(tensor, source[name]), name
+    merge = got["netr.dec.0.merge.weight"]
+    assert merge.shape[1] * 2 == source["netr.dec.0.merge.weight"].shape[1]
+    assert torch.equal(merge, source["netr.dec.0.merge.weight"][:, : merge.shape[1]])

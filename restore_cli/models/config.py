@@ -27,7 +27,8 @@ class NetRConfig:
     layers: int = 3
     sc_layers: int = 6  # densely connected sparse convolutions per SC module
     sc_growth: int = 8
-    snl: bool = True  # sparse non-local module in every decoder level
+    snl: bool = True  # sparse non-local modules in the decoder
+    snl_from_level: int = 0  # ... in the decoder levels from this one down (1: none at full resolution)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from .sparse import SC, SFM, SNL
 
 
 class DecoderLevel(nn.Module):
-    def __init__(self, channels: int, cfg: NetRConfig):
+    def __init__(self, channels: int, cfg: NetRConfig, snl: bool):
         super().__init__()
         self.sc = SC(channels, cfg.sc_growth, cfg.sc_layers)
-        self.snl = SNL(channels) if cfg.snl else None
-        branches = 2 if cfg.snl else 1
+        self.snl = SNL(channels) if snl else None
+        branches = 2 if snl else 1
         self.merge = nn.Conv2d(branches * channels, channels, 1)
         self.dense = DenseBlock(channels, cfg.growth, cfg.layers)
 
@@ -54,7 +54,9 @@ class NetR(nn.Module):
         self.down = nn.ModuleList(Down(a, b) for a, b in zip(w[:-1], w[1:]))
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(w[:-1], w[1:]))
-        self.dec = nn.ModuleList(DecoderLevel(c, cfg) for c in w[:-1])
+        self.dec = nn.ModuleList(
+            DecoderLevel(c, cfg, snl=cfg.snl and level >= cfg.snl_from_level) for level, c in enumerate(w[:-1])
+        )
         self.tail = nn.Conv2d(w[0], 3, 3, padding=1)
 
     def forward(

@@ -81,6 +81,21 @@ def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Re
     return result
 
 
+def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
+    """Start ``module`` from the ``prefix`` tensors of a checkpoint of another configuration.
+
+    A tensor whose name the module also has is copied, cut to the module's shape
+    (its leading slice: e.g. a 1x1 merge conv that loses an input branch keeps the
+    weights of the branches before it); the module's other tensors keep their init.
+    """
+    source = {k.removeprefix(prefix): v for k, v in shipped_state(checkpoint).items() if k.startswith(prefix)}
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if name in source and source[name].dim() == tensor.dim():
+                cut = source[name][tuple(slice(0, n) for n in tensor.shape)]
+                tensor[tuple(slice(0, n) for n in cut.shape)].copy_(cut)
+
+
 def train(
     stage: str,
     recipe: Recipe,
@@ -102,10 +117,13 @@ def train(
     """
     if stage not in ("netl", "netr"):
         raise ValueError("stage must be 'netl' or 'netr'")
+    total = steps if steps is not None else getattr(recipe, f"{stage}_steps")
+    if total == 0:
+        console.log(f"the recipe trains no {stage}")
+        return Path(out_dir) / f"{stage}.ckpt"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / f"{stage}.ckpt"
-    total = steps if steps is not None else getattr(recipe, f"{stage}_steps")
     torch.manual_seed(recipe.seed)
 
     model = SPAIR(recipe.model)
@@ -119,7 +137,13 @@ def train(
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         console.log(f"resumed {ckpt_path} at step {step}")
     if stage == "netr":
-        _load_netl(model, Path(init) if init else out_dir / "netl.ckpt", required=step == 0)
+        own_netl = out_dir / "netl.ckpt"
+        if init is None and recipe.netr_init and not own_netl.exists():
+            init = recipe.netr_init  # a recipe that trains no NetL of its own
+        _load_netl(model, Path(init) if init else own_netl, required=step == 0)
+        if step == 0 and recipe.netr_init:
+            transplant(model.netr, load_checkpoint(recipe.netr_init), prefix="netr.")
+            console.log(f"NetR starts from {recipe.netr_init}")
     model.netl.requires_grad_(stage == "netl")
     model.train()
     # The moving average of NetR's weights from step netr_ema_start on (NetL, frozen,

@@ -9,6 +9,12 @@ from pathlib import Path
 from ..models.config import SPAIRConfig
 
 
+def _last_started(schedule: list[list[float]], step: int, default: tuple) -> tuple:
+    """The last ``[from_step, value]`` entry of ``schedule`` that has started by ``step``."""
+    started = [tuple(entry) for entry in sorted(schedule) if step >= entry[0]]
+    return started[-1] if started else default
+
+
 @dataclass
 class Recipe:
     task: str = "derain"
@@ -21,11 +27,20 @@ class Recipe:
     netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
     netl_steps: int = 3000
     netr_steps: int = 20000
-    # [[from_step, crop], ...]: NetL trains on larger crops from those steps on (more
-    # context tells a shadow from a dark object); before the first, on ``crop``.
+    # [[from_step, crop], ...]: the stage trains on these crops from those steps on
+    # (larger crops give more context late in training); before the first, on ``crop``.
     netl_crops: list[list[int]] = field(default_factory=list)
+    netr_crops: list[list[int]] = field(default_factory=list)
     netl_lr_halve_every: int = 0  # halve the learning rate every N steps (0: constant)
     netr_lr_halve_every: int = 0
+    # [[from_step, lr], ...]: warm restarts; from that step the rate starts again at
+    # ``lr`` and halves every ``{stage}_lr_halve_every`` steps counted from there.
+    netl_lr_restarts: list[list[float]] = field(default_factory=list)
+    netr_lr_restarts: list[list[float]] = field(default_factory=list)
+    # A NetR checkpoint to start from (instead of random weights), e.g. a wider model's:
+    # its NetL is used as is (netl_steps 0), and its NetR tensors are copied where names
+    # match, cut to the new shapes (``loop.transplant``).
+    netr_init: str = ""
     netr_ema: float = 0.0  # decay of the moving average of NetR's weights that is shipped (0: none)
     netr_ema_start: int = 0  # NetR step the average starts at
     val_n: int = 8
@@ -33,14 +48,15 @@ class Recipe:
     val_crop: int = 128
 
     def lr_at(self, stage: str, step: int) -> float:
-        """Learning rate of ``stage`` at ``step``: ``lr``, halved every ``{stage}_lr_halve_every`` steps."""
+        """Learning rate of ``stage`` at ``step``: ``lr`` (or the last restart's), halved every
+        ``{stage}_lr_halve_every`` steps since step 0 (or that restart)."""
+        start, lr = _last_started(getattr(self, f"{stage}_lr_restarts"), step, (0, self.lr))
         every = getattr(self, f"{stage}_lr_halve_every")
-        return self.lr * 0.5 ** (step // every) if every else self.lr
+        return lr * 0.5 ** ((step - start) // every) if every else lr
 
     def crop_at(self, stage: str, step: int) -> int:
         """Training crop size of ``stage`` at ``step``."""
-        started = [size for start, size in sorted(self.netl_crops) if step >= start] if stage == "netl" else []
-        return started[-1] if started else self.crop
+        return int(_last_started(getattr(self, f"{stage}_crops"), step, (0, self.crop))[1])
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
