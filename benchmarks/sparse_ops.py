@@ -115,7 +115,31 @@ def main() -> None:
                 ratios[str(density)] = round(ratio, 3)
             print(f"{f'{c}x{h}x{w}':>14} {density:>7} {dense:>9.2f} {sparse:>9.2f} {ratio:>6.2f} "
                   f"{gather:>9.2f} {attn_ref:>11.1f} {attn_fast:>12.1f}")
+    crossings(args.repeats, clock, layout, rng, gen)
     print(json.dumps({"ratios": ratios}))
+
+
+def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.Generator) -> None:
+    """Where the gather stops paying for NetR's own SC convs (the 3x3 growth convs
+    have only ``sc_growth`` = 8 outputs): the masked dense conv (what
+    ``masked_conv2d`` falls back to) against the gather, by density."""
+    densities = [0.2, 0.3, 0.45, 0.6, 0.75]
+    print(f"\nSC convs of NetR at 320x480, masked dense ms / gather ms (fast.DENSE_ABOVE = {fast.DENSE_ABOVE}, "
+          f"fast.DENSE_ABOVE_NARROW = {fast.DENSE_ABOVE_NARROW} for 3x3 convs with <= {fast.NARROW_OUT} outputs)")
+    print(f"{'conv':>14} " + " ".join(f"{d:>13}" for d in densities))
+    masks = [rain_like_mask(320, 480, d, rng) for d in densities]
+    for cin, cout, k in [(32, 8, 3), (72, 8, 3), (80, 32, 1), (32, 32, 3)]:
+        x = torch.randn(1, cin, 320, 480, generator=gen).contiguous(memory_format=layout)
+        weight = (torch.randn(cout, cin, k, k, generator=gen) / (k * cin**0.5)).contiguous(memory_format=layout)
+        cells = []
+        for mask in masks:
+            with torch.inference_mode():
+                t = median_ms({
+                    "dense": lambda: reference.masked_conv2d(x, mask, weight, None),
+                    "gather": lambda: fast.sparse_conv2d(x, weight, None, fast.ActiveSet(mask)),
+                }, repeats, clock)
+            cells.append(f"{t['dense']:>6.1f}/{t['gather']:<6.1f}")
+        print(f"{f'{k}x{k} {cin}->{cout}':>14} " + " ".join(cells))
 
 
 if __name__ == "__main__":
