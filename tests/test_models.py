@@ -90,3 +90,15 @@ def test_snl_from_level_drops_the_full_resolution_snl():
     assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
     out, _ = model(torch.rand(1, 3, 20, 28))
     assert out.shape == (1, 3, 20, 28)
+
+
+def test_netl_may_have_more_levels_than_netr():
+    """A deeper NetL (more context for the mask); NetR fuses its first levels' features."""
+    from dataclasses import replace
+
+    cfg = replace(TINY, netl=replace(TINY.netl, widths=(4, 8, 8, 8)))
+    model = SPAIR(cfg)
+    assert model.multiple == 8
+    out, mask = model(torch.rand(1, 3, 21, 30))
+    assert out.shape == (1, 3, 21, 30) and mask.shape == (1, 1, 21, 30)
+    assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg

@@ -44,8 +44,8 @@ class DecoderLevel(nn.Module):
 class NetR(nn.Module):
     def __init__(self, cfg: NetRConfig, netl_cfg: NetLConfig):
         super().__init__()
-        if len(cfg.widths) != len(netl_cfg.widths):
-            raise ValueError("NetR and NetL need the same number of levels")
+        if len(netl_cfg.widths) < len(cfg.widths):
+            raise ValueError("NetL needs at least as many levels as NetR (SFM fuses NetL's features level by level)")
         w = cfg.widths
         self.cfg = cfg
         self.head = nn.Conv2d(4, w[0], 3, padding=1)

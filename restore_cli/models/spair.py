@@ -29,7 +29,7 @@ class SPAIR(nn.Module):
     @property
     def multiple(self) -> int:
         """Input sides are padded to a multiple of this."""
-        return 2 ** (len(self.cfg.netr.widths) - 1)
+        return 2 ** (max(len(self.cfg.netl.widths), len(self.cfg.netr.widths)) - 1)
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         h, w = x.shape[-2:]
