@@ -68,11 +68,11 @@ def evaluate(pipe: Pipeline, task: str, degrade, clean_dir: str, n: int, thresho
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", required=True, choices=list(SETS))
-    ap.add_argument("--weights", default=None, help="default: weights/<task>.safetensors")
+    ap.add_argument("--weights", default=None, help="default: the task's shipped weights")
     ap.add_argument("--val", default="../shared/data/bsds500/val")
     ap.add_argument("--n", type=int, default=40)
     args = ap.parse_args()
-    model, weights_id, _ = load_model(args.task, args.weights or f"weights/{args.task}.safetensors")
+    model, weights_id, _ = load_model(args.task, args.weights)
     pipe = Pipeline.from_model(model, args.task, device="cpu")
     threshold = Recipe.load(f"recipes/{args.task}.json").threshold
     t0 = time.time()

@@ -32,6 +32,12 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _layout(device: torch.device) -> torch.memory_format:
+    """Channels-last on the CPU, where oneDNN's convs and the sparse ops' gathers run
+    faster on it (benchmarks/end_to_end.py); the CUDA kernels take NCHW."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def _ramp(before: int, core: int, after: int) -> np.ndarray:
     """Blend weights along one side of a padded tile: ramps over the pads, 1 on the core."""
     up = np.arange(1, before + 1, dtype=np.float32) / (before + 1)
@@ -59,10 +65,12 @@ class Pipeline:
     @classmethod
     def from_model(cls, model: SPAIR, task: str, device: str = "auto", **kw) -> "Pipeline":
         dev = pick_device(device)
-        return cls(model.to(dev).eval(), task, device=dev, **kw)
+        return cls(model.to(dev, memory_format=_layout(dev)).eval(), task, device=dev, **kw)
 
     def _run_tile(self, rgb: np.ndarray, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
+        # An (H, W, 3) array is already channels-last memory: no copy on the CPU.
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        x = x.to(self.device).contiguous(memory_format=_layout(self.device))
         with torch.inference_mode():
             if restore:
                 out, mask = self.model(x)

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "363649a700ab4ea6721774ba2f8a0d0ba89c7b454020ca2dce1069e18466fb83",
+    "derain": "e274a1e90ed4610790a80aa2c0059c022d9e19aa4c7299fc8bbfd77edd02c1a5",
     "deraindrop": "61b67d96dc4bfd71672f0e9d9d6022c67b7d86e7b6ba4bb1f9302a5dbdce3a2b",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
@@ -53,8 +53,16 @@ class WeightsRecord:
         return f"{self.repo_id}/{self.filename}@{self.revision}"
 
 
+# A task whose weights come from a recipe of another name (recipes/<name>.json,
+# exported as weights/<name>.safetensors); the others use the task's name.
+RECIPE_NAMES: dict[str, str] = {
+    "derain": "derain-fast",  # NetR without the full-resolution SNL, started from recipes/derain.json's
+}
+
+
 def _record(task: str, sha256: str | None = None) -> WeightsRecord:
-    return WeightsRecord(task, f"restore-cli/spair-{task}", f"{task}.safetensors", sha256, f"recipes/train.sh {task}")
+    name = RECIPE_NAMES.get(task, task)
+    return WeightsRecord(task, f"restore-cli/spair-{task}", f"{name}.safetensors", sha256, f"recipes/train.sh {name}")
 
 
 REGISTRY: dict[str, WeightsRecord] = {task: _record(task, sha) for task, sha in PINNED_SHA256.items()}
