@@ -11,7 +11,7 @@ Prints a table, then as its last line JSON:
 ``{"ratios": {"0.05": r, ...}}`` with r = sparse / dense median time of the
 conv, at the largest shape.
 
-    python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--channels-last]
+    python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--layout channels-last|contiguous]
 
 glibc's allocator gives the dense conv's large output fresh, page-faulting
 memory in some rows and reused memory in others, which moves the dense time
@@ -73,11 +73,11 @@ def main() -> None:
         help="cpu: this process's CPU time, steadier than wall time on a loaded machine",
     )
     parser.add_argument(
-        "--channels-last", action="store_true",
-        help="features and weights in channels-last memory format, for both convs",
+        "--layout", choices=["channels-last", "contiguous"], default="channels-last",
+        help="memory format of features and weights, for both convs (inference runs channels-last on the CPU)",
     )
     args = parser.parse_args()
-    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    layout = torch.channels_last if args.layout == "channels-last" else torch.contiguous_format
     clock = {"wall": time.perf_counter, "cpu": time.process_time}[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
