@@ -7,12 +7,13 @@
    ``ops.reference`` and then with the default ones (``ops.dispatch``: the
    CPU fast path), and the largest difference between their outputs.
 
-Without ``--weights``, a random SPAIR of the default config is saved to a
+Without ``--weights``, the shipped derain weights (the bundled copy); with
+``--weights random``, a random SPAIR of the default config, saved to a
 temporary safetensors file: right for timing, but its NetL does not predict
 rain, so its masks are not sparse like a trained one's. Rainy inputs can be
 made with ``restore synth rain --clean DIR --out OUT --n 4``.
 
-    python benchmarks/end_to_end.py FOLDER [--weights FILE] [--limit 4] [--device cpu] [--threads N]
+    python benchmarks/end_to_end.py FOLDER [--weights FILE|random] [--limit 4] [--device cpu] [--threads N]
 
 Last line, JSON: seconds per image for each of the three (medians in process).
 """
@@ -37,6 +38,7 @@ from restore_cli.models import SPAIR, SPAIRConfig, save_spair
 from restore_cli.ops import dispatch, reference
 from restore_cli.pipeline import load_pipeline
 from restore_cli.train.data import list_images
+from restore_cli.weights import get_record
 
 REPO = Path(__file__).resolve().parents[1]
 OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention")
@@ -109,9 +111,10 @@ def main() -> None:
         env["OMP_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
 
+    label = str(args.weights or get_record("derain").bundled_path)
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights
-        if weights is None:
+        weights = Path(label)
+        if label == "random":
             torch.manual_seed(0)
             weights = Path(tmp) / "random_spair.safetensors"
             save_spair(SPAIR(SPAIRConfig()), weights)
@@ -122,7 +125,8 @@ def main() -> None:
         fast, fast_results = in_process(pipe, rgbs, dispatch)
     gap = max(float(abs(a[0] - b[0]).max()) for a, b in zip(ref_results, fast_results))
 
-    print(f"weights: {args.weights or 'random SPAIR, default config'}; torch threads {torch.get_num_threads()}")
+    print(f"weights: {'random SPAIR, default config' if label == 'random' else label}; "
+          f"torch threads {torch.get_num_threads()}")
     print(f"restore derain over the folder: {cli:.2f} s per image, start-up included")
     print(f"{'image':>24} {'size':>10} {'mask':>5} {'ref ops s':>9} {'fast ops s':>10}")
     for image, rgb, (_, mask), b, c in zip(images, rgbs, ref_results, ref, fast):
