@@ -141,5 +141,4 @@ def load_pipeline(
     from .weights import load_model
 
     model, weights_id, sha = load_model(task, weights)
-    dev = pick_device(device)
-    return Pipeline(model.to(dev).eval(), task, weights_id, sha, dev, tile, tile_pad)
+    return Pipeline.from_model(model, task, device, weights_id=weights_id, sha256=sha, tile=tile, tile_pad=tile_pad)
