@@ -120,12 +120,11 @@ def main() -> None:
 
 
 def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.Generator) -> None:
-    """Where the gather stops paying for NetR's own SC convs (the 3x3 growth convs
-    have only ``sc_growth`` = 8 outputs): the masked dense conv (what
-    ``masked_conv2d`` falls back to) against the gather, by density."""
+    """Where the gather stops paying for NetR's own SC convs (3x3 growth convs with
+    ``sc_growth`` = 8 outputs, the 1x1 fuse, a C -> C conv): the masked dense conv
+    (what ``masked_conv2d`` falls back to) against the gather, by density."""
     densities = [0.2, 0.3, 0.45, 0.6, 0.75]
-    print(f"\nSC convs of NetR at 320x480, masked dense ms / gather ms (fast.DENSE_ABOVE = {fast.DENSE_ABOVE}, "
-          f"fast.DENSE_ABOVE_NARROW = {fast.DENSE_ABOVE_NARROW} for 3x3 convs with <= {fast.NARROW_OUT} outputs)")
+    print(f"\nSC convs of NetR at 320x480, masked dense ms / gather ms (fast.DENSE_ABOVE = {fast.DENSE_ABOVE})")
     print(f"{'conv':>14} " + " ".join(f"{d:>13}" for d in densities))
     masks = [rain_like_mask(320, 480, d, rng) for d in densities]
     for cin, cout, k in [(32, 8, 3), (72, 8, 3), (80, 32, 1), (32, 32, 3)]:

@@ -28,12 +28,9 @@ import torch.nn.functional as F
 from . import reference
 
 # Above this fraction of active pixels masked_conv2d runs the (masked) dense conv:
-# benchmarks/sparse_ops.py puts the crossing near 0.3 on CPU for C -> C convs.
-# A 3x3 conv with few outputs (SC's growth convs) uses the CPU poorly when dense,
-# so there the gather pays up to a higher density.
+# benchmarks/sparse_ops.py puts the crossing between 0.3 and 0.5 on CPU (it moves
+# with the conv's shape, but a per-shape threshold changed nothing end to end).
 DENSE_ABOVE = 0.3
-DENSE_ABOVE_NARROW = 0.6
-NARROW_OUT = 16
 CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
 ATTENTION_CHUNK = 2**16  # attention scores per chunk of lines in directional_attention (256 kB)
 COMPACT_KEYS_BELOW = 0.8  # directional_attention scores only the clean keys when every line has fewer
@@ -127,17 +124,15 @@ def masked_conv2d(
     bias: torch.Tensor | None = None,
     active: ActiveSet | None = None,
 ) -> torch.Tensor:
-    """``reference.masked_conv2d``: ``sparse_conv2d`` up to ``DENSE_ABOVE`` density
-    (``DENSE_ABOVE_NARROW`` for narrow 3x3 convs), dense above, a plain conv when
-    the mask is all ones.
+    """``reference.masked_conv2d``: ``sparse_conv2d`` up to ``DENSE_ABOVE`` density, dense
+    above, a plain conv when the mask is all ones.
 
     ``active`` is ``ActiveSet(mask)``; pass it to share it between convs.
     """
     active = ActiveSet(mask) if active is None else active
-    cout, _, k, _ = weight.shape
     if active.full:
-        return F.conv2d(x, weight, bias, padding=k // 2)
-    if active.density > (DENSE_ABOVE_NARROW if k > 1 and cout <= NARROW_OUT else DENSE_ABOVE):
+        return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+    if active.density > DENSE_ABOVE:
         return reference.masked_conv2d(x, mask, weight, bias)
     return sparse_conv2d(x, weight, bias, active)
 
