@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "3ea16149ffd74126bbe8cbc0b74f112e168de9523abf0718337be53cd59e1844",
+    "derain": "3c429f8fdd4db24efd4823ebb42ea60a9bdb1622abaf1b0dcecc60145216f82f",
     "deraindrop": "61b67d96dc4bfd71672f0e9d9d6022c67b7d86e7b6ba4bb1f9302a5dbdce3a2b",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
