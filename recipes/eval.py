@@ -29,7 +29,7 @@ from restore_cli.synth.degraders import degrade_with_mask, degrader
 from restore_cli.synth.rain import add_rain
 from restore_cli.train.data import list_images, read_rgb
 from restore_cli.train.recipe import Recipe
-from restore_cli.weights import load_model
+from restore_cli.weights import REGISTRY, load_model
 
 SEED = 100
 
@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     model, weights_id, _ = load_model(args.task, args.weights)
     pipe = Pipeline.from_model(model, args.task, device="cpu")
-    threshold = Recipe.load(f"recipes/{args.task}.json").threshold
+    threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
     results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold) for name, d in SETS[args.task].items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]

@@ -6,7 +6,6 @@ import pickle
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -270,5 +269,5 @@ def test_shipped_weights_match_their_pin_and_recipe(task):
     assert path.is_file(), f"{path} missing"
     assert sha256(path.read_bytes()) == rec.sha256
     model, _, _ = load_model(task, weights=path)  # strict load against the config in the file
-    recipe = Recipe.load(REPO_ROOT / "recipes" / f"{Path(rec.filename).stem}.json")  # weights/<name> <- recipes/<name>
+    recipe = Recipe.load(rec.recipe_json)
     assert model.cfg == recipe.model and recipe.task == task

@@ -117,13 +117,13 @@ def train(
     """
     if stage not in ("netl", "netr"):
         raise ValueError("stage must be 'netl' or 'netr'")
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / f"{stage}.ckpt"
     total = steps if steps is not None else getattr(recipe, f"{stage}_steps")
     if total == 0:
         console.log(f"the recipe trains no {stage}")
-        return Path(out_dir) / f"{stage}.ckpt"
-    out_dir = Path(out_dir)
+        return ckpt_path
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / f"{stage}.ckpt"
     torch.manual_seed(recipe.seed)
 
     model = SPAIR(recipe.model)

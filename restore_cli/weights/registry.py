@@ -49,6 +49,11 @@ class WeightsRecord:
         return weights_dir() / self.filename
 
     @property
+    def recipe_json(self) -> Path:
+        """The recipe these weights come from: ``recipes/<name>.json`` for ``weights/<name>.safetensors``."""
+        return REPO_ROOT / "recipes" / f"{Path(self.filename).stem}.json"
+
+    @property
     def weights_id(self) -> str:
         return f"{self.repo_id}/{self.filename}@{self.revision}"
 
