@@ -5,7 +5,8 @@
    included); its wall time divided by the number of images.
 2. In this process, ``Pipeline.restore`` per image with the ops of
    ``ops.reference`` and then with the default ones (``ops.dispatch``: the
-   CPU fast path), and the largest difference between their outputs.
+   CPU fast path), and the largest difference between their outputs. The
+   process first tunes malloc as ``restore`` does (``restore_cli.memory``).
 
 Without ``--weights``, the shipped derain weights (the bundled copy); with
 ``--weights random``, a random SPAIR of the default config, saved to a
@@ -34,6 +35,7 @@ import torch
 
 from restore_cli import ops
 from restore_cli.imageio import read_image
+from restore_cli.memory import keep_freed_memory
 from restore_cli.models import SPAIR, SPAIRConfig, save_spair
 from restore_cli.ops import dispatch, reference
 from restore_cli.pipeline import load_pipeline
@@ -119,6 +121,7 @@ def main() -> None:
             weights = Path(tmp) / "random_spair.safetensors"
             save_spair(SPAIR(SPAIRConfig()), weights)
         cli = cli_seconds_per_image(images, weights, Path(tmp), args.device, env)
+        keep_freed_memory()  # as the CLI does
         pipe = load_pipeline("derain", weights, args.device)
         rgbs = [read_image(image).rgb for image in images]
         ref, ref_results = in_process(pipe, rgbs, ReferenceOps)

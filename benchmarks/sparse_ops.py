@@ -12,12 +12,12 @@ Prints a table, then as its last line JSON:
 conv, at the largest shape.
 
     python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--layout channels-last|contiguous]
+                                    [--allocator keep-freed|default]
 
-glibc's allocator gives the dense conv's large output fresh, page-faulting
-memory in some rows and reused memory in others, which moves the dense time
-by up to 2x. For steady-state ratios keep freed memory in the process:
-``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824
-MALLOC_TOP_PAD_=268435456 python benchmarks/sparse_ops.py``.
+Like ``restore``, the benchmark first tunes glibc's malloc to keep freed
+memory for reuse (``restore_cli.memory``); with glibc's defaults
+(``--allocator default``) large outputs get fresh, page-faulting memory in
+some rows and reused memory in others, which moves the dense time by up to 2x.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from restore_cli.memory import keep_freed_memory
 from restore_cli.ops import fast, reference
 
 SHAPES = [(32, 320, 480), (48, 160, 240)]  # (C, H, W): NetR's first two decoder levels
@@ -76,7 +77,13 @@ def main() -> None:
         "--layout", choices=["channels-last", "contiguous"], default="channels-last",
         help="memory format of features and weights, for both convs (inference runs channels-last on the CPU)",
     )
+    parser.add_argument(
+        "--allocator", choices=["keep-freed", "default"], default="keep-freed",
+        help="keep-freed: glibc's malloc tuned as restore tunes it; default: glibc's defaults",
+    )
     args = parser.parse_args()
+    if args.allocator == "keep-freed":
+        keep_freed_memory()
     layout = torch.channels_last if args.layout == "channels-last" else torch.contiguous_format
     clock = {"wall": time.perf_counter, "cpu": time.process_time}[args.clock]
     if args.threads:
@@ -84,7 +91,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median {args.clock} time of {args.repeats} runs, {layout}")
+          f"median {args.clock} time of {args.repeats} runs, {layout}, {args.allocator} allocator")
     print(f"{'shape':>14} {'density':>7} {'dense ms':>9} {'sparse ms':>9} {'ratio':>6} "
           f"{'gather ms':>9} {'attn ref ms':>11} {'attn fast ms':>12}")
     ratios = {}

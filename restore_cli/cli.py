@@ -76,7 +76,9 @@ def _load_pipeline(task: str, weights: Optional[Path], device: Device, tile: int
     from . import pipeline
     from .batch import EXIT_USAGE
     from .errors import WeightsError
+    from .memory import keep_freed_memory
 
+    keep_freed_memory()  # big feature maps reuse freed memory instead of page-faulting in fresh pages
     try:
         pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad)
     except (WeightsError, ValueError) as err:

@@ -102,3 +102,28 @@ def test_netl_may_have_more_levels_than_netr():
     out, mask = model(torch.rand(1, 3, 21, 30))
     assert out.shape == (1, 3, 21, 30) and mask.shape == (1, 1, 21, 30)
     assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_global_context_starts_as_identity_and_sees_the_whole_image():
+    from dataclasses import replace
+
+    from restore_cli.models.blocks import GlobalContext
+
+    block = GlobalContext(4)
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(block(x), x)  # zero-initialised last layer
+    torch.nn.init.normal_(block.mlp[-1].weight)
+    y = x.clone()
+    y[0, :, 0, 0] += 5.0  # one far pixel changes image 0's statistics ...
+    assert not torch.allclose(block(y)[0, :, 5, 5], block(x)[0, :, 5, 5])  # ... and so every pixel of it
+    torch.testing.assert_close(block(y)[1], block(x)[1])  # but not the other image's
+
+    # A model with the blocks, given a model without them's tensors, computes the same.
+    plain = SPAIR(TINY).eval()
+    ctx_cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
+    ctx = SPAIR(ctx_cfg).eval()
+    assert SPAIRConfig.from_dict(ctx_cfg.to_dict()) == ctx_cfg
+    missing = ctx.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all("context" in name for name in missing)
+    image = torch.rand(1, 3, 16, 20)
+    torch.testing.assert_close(ctx(image)[0], plain(image)[0])

@@ -156,3 +156,15 @@ def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
     merge = got["netr.dec.0.merge.weight"]
     assert merge.shape[1] * 2 == source["netr.dec.0.merge.weight"].shape[1]
     assert torch.equal(merge, source["netr.dec.0.merge.weight"][:, : merge.shape[1]])
+
+
+def test_netl_fine_tunes_from_another_checkpoint(setup, tmp_path):
+    """netl_init: the NetL stage starts from that checkpoint's NetL, not from random weights."""
+    recipe, data, val = setup
+    source = load_checkpoint(train("netl", recipe, data, val, tmp_path / "a", steps=2, log_every=100))["model"]
+    fine = replace(recipe, netl_init=str(tmp_path / "a" / "netl.ckpt"), lr=0.0)  # lr 0: a step keeps it
+    got = load_checkpoint(train("netl", fine, data, val, tmp_path / "b", steps=1, log_every=100))["model"]
+    fresh = load_checkpoint(train("netl", replace(recipe, lr=0.0), data, val, tmp_path / "c", steps=1, log_every=100))
+    netl = [name for name in got if name.startswith("netl.")]
+    assert all(torch.equal(got[name], source[name]) for name in netl)
+    assert not all(torch.equal(fresh["model"][name], source[name]) for name in netl)

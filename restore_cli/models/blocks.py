@@ -53,6 +53,27 @@ class Up(nn.Module):
         return self.fuse(torch.cat([self.conv(x), skip], dim=1))
 
 
+class GlobalContext(nn.Module):
+    """Image-wide context: every pixel is scaled and shifted by an MLP of the
+    feature map's per-channel mean and std (FiLM). Lets a local network see
+    global properties such as a haze veil or the overall rain density.
+
+    The last layer starts at zero, so the block starts as the identity and can
+    be added to a trained network (``netr_init``) without changing its output.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * channels, channels), act(), nn.Linear(channels, 2 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std, mean = torch.std_mean(x, dim=(2, 3), correction=0)
+        scale, shift = self.mlp(torch.cat([mean, std], dim=1)).chunk(2, dim=1)
+        return x * (1 + scale[..., None, None]) + shift[..., None, None]
+
+
 def mask_pyramid(mask: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """The mask at each U-Net level: a coarse pixel is degraded if any pixel under it is."""
     out = [mask]

@@ -29,6 +29,7 @@ class NetRConfig:
     sc_growth: int = 8
     snl: bool = True  # sparse non-local modules in the decoder
     snl_from_level: int = 0  # ... in the decoder levels from this one down (1: none at full resolution)
+    global_context: bool = False  # FiLM from image-wide feature statistics after the bottleneck and each decoder level
 
 
 @dataclass(frozen=True)

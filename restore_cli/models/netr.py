@@ -10,6 +10,9 @@ three ways:
 Choices where the paper is silent: the mask is also given to the head as a
 4th input channel; each decoder level computes ``x + 1x1([SC(x), SNL(x)])``
 and then a dense block; the network predicts a residual added to the input.
+Optionally (``global_context``) the bottleneck and each decoder level end in a
+``GlobalContext`` block, for degradations with an image-wide component (the
+veil and overall brightening of heavy rain).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .. import ops
-from .blocks import DenseBlock, Down, Up, mask_pyramid
+from .blocks import DenseBlock, Down, GlobalContext, Up, mask_pyramid
 from .config import NetLConfig, NetRConfig
 from .sparse import SC, SFM, SNL
 
@@ -31,6 +34,7 @@ class DecoderLevel(nn.Module):
         branches = 2 if snl else 1
         self.merge = nn.Conv2d(branches * channels, channels, 1)
         self.dense = DenseBlock(channels, cfg.growth, cfg.layers)
+        self.context = GlobalContext(channels) if cfg.global_context else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         active = ops.active_set(mask)  # mask-to-index work, once per level
@@ -38,7 +42,7 @@ class DecoderLevel(nn.Module):
         if self.snl is not None:
             branches.append(self.snl(x, mask, active))
         x = x + self.merge(torch.cat(branches, dim=1))
-        return self.dense(x)
+        return self.context(self.dense(x))
 
 
 class NetR(nn.Module):
@@ -53,6 +57,7 @@ class NetR(nn.Module):
         self.sfm = nn.ModuleList(SFM(c, lc) for c, lc in zip(w[:-1], netl_cfg.widths[:-1]))
         self.down = nn.ModuleList(Down(a, b) for a, b in zip(w[:-1], w[1:]))
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
+        self.mid_context = GlobalContext(w[-1]) if cfg.global_context else nn.Identity()
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(w[:-1], w[1:]))
         self.dec = nn.ModuleList(
             DecoderLevel(c, cfg, snl=cfg.snl and level >= cfg.snl_from_level) for level, c in enumerate(w[:-1])
@@ -70,7 +75,7 @@ class NetR(nn.Module):
             x = sfm(enc(x), netl_feats[i], masks[i])
             skips.append(x)
             x = down(x)
-        x = self.mid(x)
+        x = self.mid_context(self.mid(x))
         for i in reversed(range(len(self.up))):
             x = self.dec[i](self.up[i](x, skips[i]), masks[i])
         return image + self.tail(x)

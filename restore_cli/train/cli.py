@@ -19,6 +19,7 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
          init: Optional[Path], threads: Optional[int]) -> None:
     import torch
 
+    from ..memory import keep_freed_memory
     from ..synth.degraders import degrader
     from .data import PairedFolder, SyntheticPairs, fixed_val_set
     from .loop import train
@@ -26,6 +27,7 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
 
     if threads:
         torch.set_num_threads(threads)
+    keep_freed_memory()
     recipe = Recipe.load(recipe_path)
     degrade = degrader(recipe.task)
     if (data / "input").is_dir() and (data / "target").is_dir():

@@ -136,6 +136,9 @@ def train(
         opt.load_state_dict(ck["optim"])
         step, elapsed = int(ck["step"]), float(ck["elapsed"])
         console.log(f"resumed {ckpt_path} at step {step}")
+    if stage == "netl" and step == 0 and recipe.netl_init:
+        transplant(model.netl, load_checkpoint(recipe.netl_init), prefix="netl.")
+        console.log(f"NetL starts from {recipe.netl_init}")
     if stage == "netr":
         own_netl = out_dir / "netl.ckpt"
         if init is None and recipe.netr_init and not own_netl.exists():

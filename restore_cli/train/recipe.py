@@ -41,6 +41,9 @@ class Recipe:
     # its NetL is used as is (netl_steps 0), and its NetR tensors are copied where names
     # match, cut to the new shapes (``loop.transplant``).
     netr_init: str = ""
+    # A checkpoint whose NetL the NetL stage starts from (fine-tuning it with this
+    # recipe's NetL schedule); NetR then trains with, or goes on adapting to, the result.
+    netl_init: str = ""
     netr_ema: float = 0.0  # decay of the moving average of NetR's weights that is shipped (0: none)
     netr_ema_start: int = 0  # NetR step the average starts at
     val_n: int = 8
