@@ -35,8 +35,9 @@ class SFM(nn.Module):
         has_clean = n_c > 0
         mu_c = torch.where(has_clean, mu_c, mu_d)
         sd_c = torch.where(has_clean, sd_c, sd_d)
-        modulated = sd_c * (x - mu_d) / sd_d + mu_c
-        return mask * modulated + (1 - mask) * x
+        scale = sd_c / sd_d
+        modulated = torch.addcmul(mu_c - mu_d * scale, x, scale)  # sd_c * (x - mu_d) / sd_d + mu_c
+        return torch.lerp(x, modulated, mask)  # mask * modulated + (1 - mask) * x
 
 
 class MaskedConv(nn.Conv2d):
@@ -72,9 +73,11 @@ class SNLStep(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
         g = ops.directional_attention(x, mask, active)  # (B, 4, C, H, W)
-        e = torch.softmax(self.weights(x), dim=1).unsqueeze(2)  # (B, 4, 1, H, W)
-        h = (e * g).sum(dim=1)
-        return mask * h + (1 - mask) * x  # clean pixels unaltered
+        e = torch.softmax(self.weights(x), dim=1)  # (B, 4, H, W)
+        h = g[:, 0] * e[:, 0:1]  # sum over the directions k of e_k * g_k, without a (B, 4, C, H, W) product
+        for k in range(1, 4):
+            h.addcmul_(g[:, k], e[:, k : k + 1])
+        return torch.lerp(x, h, mask)  # mask * h + (1 - mask) * x: clean pixels unaltered
 
 
 class SNL(nn.Module):

@@ -241,7 +241,9 @@ def directional_attention(
     """``reference.directional_attention``, over the active queries only."""
     active = ActiveSet(mask) if active is None else active
     b, c, h, w = x.shape
-    out = x.new_zeros(b, 4, c, h, w)
+    # Channels-last input: the result's storage is (B, 4, H, W, C), so that each
+    # pixel's channels are written in one run and each direction is channels-last too.
+    out = x.new_zeros(b, 4, h, w, c).permute(0, 1, 4, 2, 3) if _channels_last(x) else x.new_zeros(b, 4, c, h, w)
     if not active.count:
         return out
     n, y, xx = active.coords  # raster order: sorted by row
