@@ -120,10 +120,11 @@ def test_global_context_starts_as_identity_and_sees_the_whole_image():
 
     # A model with the blocks, given a model without them's tensors, computes the same.
     plain = SPAIR(TINY).eval()
-    ctx_cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
+    ctx_cfg = replace(TINY, netl=replace(TINY.netl, global_context=True), netr=replace(TINY.netr, global_context=True))
     ctx = SPAIR(ctx_cfg).eval()
     assert SPAIRConfig.from_dict(ctx_cfg.to_dict()) == ctx_cfg
     missing = ctx.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all("context" in name for name in missing)
     image = torch.rand(1, 3, 16, 20)
-    torch.testing.assert_close(ctx(image)[0], plain(image)[0])
+    for got, expected in zip(ctx(image), plain(image)):  # restored image and mask
+        torch.testing.assert_close(got, expected)

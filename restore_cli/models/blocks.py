@@ -74,6 +74,11 @@ class GlobalContext(nn.Module):
         return x * (1 + scale[..., None, None]) + shift[..., None, None]
 
 
+def context_block(channels: int, enabled: bool) -> nn.Module:
+    """A ``GlobalContext`` where the config asks for one, else the identity."""
+    return GlobalContext(channels) if enabled else nn.Identity()
+
+
 def mask_pyramid(mask: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """The mask at each U-Net level: a coarse pixel is degraded if any pixel under it is."""
     out = [mask]

@@ -16,6 +16,7 @@ class NetLConfig:
     widths: tuple[int, ...] = (16, 32, 48)  # channels per resolution level
     growth: int = 8  # dense-block growth rate
     layers: int = 3  # convolutions per dense block
+    global_context: bool = False  # FiLM from image-wide feature statistics after the bottleneck and each decoder level
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ convolutions, which NetR's SFM fuses additively.
 
 Choices where the paper is silent (its layer table is in the supplement):
 one dense block per level, bilinear upsampling + 3x3 conv in the decoder,
-LeakyReLU(0.2), widths from ``NetLConfig``.
+LeakyReLU(0.2), widths from ``NetLConfig``. Optionally (``global_context``)
+the bottleneck and each decoder level end in a ``GlobalContext`` block: whether
+a dark region is a shadow depends on the light in the rest of the image.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .blocks import DenseBlock, Down, Up
+from .blocks import DenseBlock, Down, Up, context_block
 from .config import NetLConfig
 
 
@@ -29,6 +31,8 @@ class NetL(nn.Module):
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(w[:-1], w[1:]))
         self.dec = nn.ModuleList(DenseBlock(c, cfg.growth, cfg.layers) for c in w[:-1])
+        self.mid_context = context_block(w[-1], cfg.global_context)
+        self.dec_context = nn.ModuleList(context_block(c, cfg.global_context) for c in w[:-1])
         self.tail = nn.Conv2d(w[0], 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -39,7 +43,7 @@ class NetL(nn.Module):
             x = enc(x)
             feats.append(x)
             x = down(x)
-        x = self.mid(x)
+        x = self.mid_context(self.mid(x))
         for i in reversed(range(len(self.up))):
-            x = self.dec[i](self.up[i](x, feats[i]))
+            x = self.dec_context[i](self.dec[i](self.up[i](x, feats[i])))
         return self.tail(x), feats
