@@ -32,6 +32,27 @@ def test_round_trip_random_weights(tmp_path):
     torch.testing.assert_close(ma, mb)
 
 
+def test_saving_is_byte_for_byte_reproducible(tmp_path):
+    """Same weights and metadata -> same file (and sha256), so a re-run export can be checked."""
+    model = SPAIR(TINY)
+    extra = {"steps": "10", "train_minutes": "1.0", "recipe": "x.json", "seed": "0"}
+    for i in range(4):
+        save_spair(model, tmp_path / f"{i}.safetensors", extra)
+    first = (tmp_path / "0.safetensors").read_bytes()
+    assert all((tmp_path / f"{i}.safetensors").read_bytes() == first for i in range(1, 4))
+
+
+def test_loads_files_written_with_the_older_metadata_layout(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    model = SPAIR(TINY)
+    old = {"config": json.dumps(TINY.to_dict()), "format": "restore-spair-v1"}
+    save_file(dict(model.state_dict()), str(tmp_path / "old.safetensors"), metadata=old)
+    assert load_spair(tmp_path / "old.safetensors").cfg == TINY
+
+
 def test_config_round_trip():
     cfg = SPAIRConfig()
     assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg

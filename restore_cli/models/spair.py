@@ -1,8 +1,9 @@
 """SPAIR = NetL + NetR, plus loading and saving as safetensors.
 
 A weights file holds ``netl.*`` and ``netr.*`` tensors; its safetensors
-metadata holds the architecture config as JSON under ``"config"``, so a file
-is self-describing and nothing is ever unpickled.
+metadata holds, under ``"restore"``, JSON with the architecture config (and
+the training steps and minutes of an export), so a file is self-describing
+and nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ def save_spair(model: SPAIR, path: str | Path, extra: dict[str, str] | None = No
     """Write a self-describing safetensors file (tensors + config metadata)."""
     from safetensors.torch import save_file
 
-    meta = {"config": json.dumps(model.cfg.to_dict()), "format": "restore-spair-v1"}
-    meta.update(extra or {})
+    # One metadata key holding sorted JSON: safetensors writes its metadata map in a
+    # random order (safetensors issue #584), so with several keys two exports of the
+    # same weights would differ in bytes and in sha256.
+    info = {"format": "restore-spair-v1", "config": model.cfg.to_dict(), **(extra or {})}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata={"restore": json.dumps(info, sort_keys=True)})
 
 
 def load_spair(path: str | Path, map_location: str = "cpu") -> SPAIR:
@@ -74,8 +77,12 @@ def load_spair(path: str | Path, map_location: str = "cpu") -> SPAIR:
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    if "config" not in meta:
+    if "restore" in meta:
+        config = json.loads(meta["restore"])["config"]
+    elif "config" in meta:  # files written before the single metadata key
+        config = json.loads(meta["config"])
+    else:
         raise ValueError(f"{path}: not a restore SPAIR weights file (no config metadata)")
-    model = SPAIR(SPAIRConfig.from_dict(json.loads(meta["config"])))
+    model = SPAIR(SPAIRConfig.from_dict(config))
     model.load_state_dict(load_file(str(path), device=map_location), strict=True)
     return model.eval()
