@@ -7,7 +7,7 @@ import pytest
 
 from restore_cli.memory import keep_freed_memory
 
-# Runs a tiny SPAIR on a 480x320 image 4 times; prints the minor page faults of the last 3.
+# Runs a tiny SPAIR on a 480x320 image 9 times; prints the minor page faults of the last 8.
 PROGRAM = """
 import resource, sys, torch
 from restore_cli.memory import keep_freed_memory
@@ -20,7 +20,7 @@ model, image = SPAIR(TINY).eval(), torch.rand(1, 3, 320, 480)
 with torch.inference_mode():
     model(image)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(3):
+    for _ in range(8):
         model(image)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -33,8 +33,8 @@ def test_freed_memory_is_reused():
                                   check=True).stdout)
 
     default, kept = faults("default"), faults("keep")
-    assert default > 10_000  # glibc hands big feature maps back and maps them afresh (4 kB pages)
-    assert kept < default / 3
+    assert default > 40_000  # glibc hands big feature maps back and maps them afresh (4 kB pages)
+    assert kept < default / 4
 
 
 def test_is_a_no_op_elsewhere(monkeypatch):
