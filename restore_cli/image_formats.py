@@ -43,8 +43,12 @@ class OutputFormat:
     options: dict = field(default_factory=dict)
 
 
+# zlib level 3: 2.7x faster than Pillow's default 6 for 1-2 % larger files (a 481x321 photo:
+# 28 vs 75 ms, 256 vs 252 kB); OpenCV, which writes the 16-bit ones, defaults to level 1.
+PNG_OPTIONS = {"compress_level": 3}
+
 OUTPUT_FORMATS = {
-    ".png": OutputFormat("PNG", 16, alpha=True, metadata=True),
+    ".png": OutputFormat("PNG", 16, alpha=True, metadata=True, options=PNG_OPTIONS),
     ".jpg": OutputFormat("JPEG", 8, alpha=False, metadata=True, options={"quality": 95}),
     ".jpeg": OutputFormat("JPEG", 8, alpha=False, metadata=True, options={"quality": 95}),
     ".webp": OutputFormat("WEBP", 8, alpha=True, metadata=True, options={"quality": 95}),

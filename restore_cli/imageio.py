@@ -187,7 +187,7 @@ def _as_mask(mask: np.ndarray) -> np.ndarray:
 def _write_png(path: Path, pil: PILImage.Image) -> None:
     """Atomically save a Pillow image as PNG, whatever the suffix."""
     with _as_image_error(path, "cannot write image"):
-        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+        atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", **image_formats.PNG_OPTIONS))
 
 
 def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) -> None:

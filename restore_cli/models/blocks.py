@@ -69,9 +69,11 @@ class GlobalContext(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std, mean = torch.std_mean(x, dim=(2, 3), correction=0)
-        scale, shift = self.mlp(torch.cat([mean, std], dim=1)).chunk(2, dim=1)
-        return x * (1 + scale[..., None, None]) + shift[..., None, None]
+        # Two plain reductions: torch.std_mean is ~6x slower on channels-last maps.
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = (x - mean).square().mean(dim=(2, 3)).sqrt()
+        scale, shift = self.mlp(torch.cat([mean.flatten(1), std], dim=1)).chunk(2, dim=1)
+        return torch.addcmul(shift[..., None, None], x, 1 + scale[..., None, None])  # x * (1 + scale) + shift
 
 
 def context_block(channels: int, enabled: bool) -> nn.Module:

@@ -32,7 +32,7 @@ from . import reference
 # with the conv's shape, but a per-shape threshold changed nothing end to end).
 DENSE_ABOVE = 0.3
 CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
-ATTENTION_CHUNK = 2**16  # attention scores per chunk of lines in directional_attention (256 kB)
+ATTENTION_CHUNK = 2**18  # attention scores per chunk of lines in directional_attention (1 MB, a core's L2)
 COMPACT_KEYS_BELOW = 0.8  # directional_attention scores only the clean keys when every line has fewer
 
 
