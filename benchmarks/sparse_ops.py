@@ -7,9 +7,11 @@ attention, ``ops.fast`` against ``ops.reference``. Masks are thresholded
 smoothed noise, elongated vertically: blobs and streaks like rain, not iid
 pixels. Each time is the median over ``--repeats`` runs in this process.
 
-Prints a table, then as its last line JSON:
-``{"ratios": {"0.05": r, ...}}`` with r = sparse / dense median time of the
-conv, at the largest shape.
+Then NetR's whole SC module (``ops.fast.masked_conv_stack``: the active
+pixels gathered once and kept as rows through all its convs) against the
+same stack of dense convs. Prints tables, then as its last line JSON:
+``{"ratios": {"0.05": r, ...}, "sc_stack_ratios": {...}}`` with r = sparse /
+dense median time of the single conv at the largest shape, and of the SC module.
 
     python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--layout channels-last|contiguous]
                                     [--allocator keep-freed|default]
@@ -123,7 +125,8 @@ def main() -> None:
             print(f"{f'{c}x{h}x{w}':>14} {density:>7} {dense:>9.2f} {sparse:>9.2f} {ratio:>6.2f} "
                   f"{gather:>9.2f} {attn_ref:>11.1f} {attn_fast:>12.1f}")
     crossings(args.repeats, clock, layout, rng, gen)
-    print(json.dumps({"ratios": ratios}))
+    stack_ratios = sc_stack(args.repeats, clock, layout, rng, gen)
+    print(json.dumps({"ratios": ratios, "sc_stack_ratios": stack_ratios}))
 
 
 def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.Generator) -> None:
@@ -146,6 +149,46 @@ def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.
                 }, repeats, clock)
             cells.append(f"{t['dense']:>6.1f}/{t['gather']:<6.1f}")
         print(f"{f'{k}x{k} {cin}->{cout}':>14} " + " ".join(cells))
+
+
+def sc_stack(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.Generator) -> dict:
+    """NetR's whole full-resolution SC module (derain: 32 channels, six 3x3 convs of 8
+    outputs densely connected, a 1x1 fuse) through ``fast.masked_conv_stack``, against
+    the same stack of plain dense convs; and each of its two paths forced, to show
+    where ``STACK_DENSE_ABOVE`` should sit. Returns fast / dense by density."""
+    c, growth, layers, h, w = 32, 8, 6, 320, 480
+    x = torch.randn(1, c, h, w, generator=gen).contiguous(memory_format=layout)
+    convs = [(torch.randn(growth, c + i * growth, 3, 3, generator=gen).contiguous(memory_format=layout) / 20,
+              torch.randn(growth, generator=gen)) for i in range(layers)]
+    fuse = (torch.randn(c, c + layers * growth, 1, 1, generator=gen).contiguous(memory_format=layout) / 10, None)
+
+    def plain(x, mask, weight, bias):
+        return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+
+    def forced(threshold, mask):
+        default, fast.STACK_DENSE_ABOVE = fast.STACK_DENSE_ABOVE, threshold
+        try:
+            return fast.masked_conv_stack(x, mask, convs, fuse, 0.2, fast.ActiveSet(mask))
+        finally:
+            fast.STACK_DENSE_ABOVE = default
+
+    print(f"\nSC module of NetR at {c}x{h}x{w} ({layers} convs 3x3 -> {growth}, 1x1 fuse), ms "
+          f"(fast.STACK_DENSE_ABOVE = {fast.STACK_DENSE_ABOVE})")
+    print(f"{'density':>7} {'dense':>7} {'fast':>7} {'ratio':>6} {'rows':>7} {'masked dense':>12}")
+    ratios = {}
+    for density in [0.05, 0.1, 0.25, 0.4, 0.55, 0.7, 1.0]:
+        mask = rain_like_mask(h, w, density, rng)
+        with torch.inference_mode():
+            t = median_ms({
+                "dense": lambda: reference.masked_conv_stack(x, mask, convs, fuse, 0.2, conv=plain),
+                "fast": lambda: fast.masked_conv_stack(x, mask, convs, fuse, 0.2, fast.ActiveSet(mask)),
+                "rows": lambda: forced(2.0, mask),
+                "masked dense": lambda: forced(-1.0, mask),
+            }, repeats, clock)
+        ratios[str(density)] = round(t["fast"] / t["dense"], 3)
+        print(f"{density:>7} {t['dense']:>7.1f} {t['fast']:>7.1f} {ratios[str(density)]:>6.2f} "
+              f"{t['rows']:>7.1f} {t['masked dense']:>12.1f}")
+    return ratios
 
 
 if __name__ == "__main__":

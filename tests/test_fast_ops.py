@@ -169,20 +169,64 @@ def test_dispatch_on_cpu_uses_the_fast_path():
     assert isinstance(active, fast.ActiveSet)
     weight, bias = conv_params(3, 3)
     close(dispatch.masked_conv2d(x, mask, weight, bias, active), reference.masked_conv2d(x, mask, weight, bias))
+    convs, fuse = stack_params(3)
+    close(dispatch.masked_conv_stack(x, mask, convs, fuse, 0.2, active), reference.masked_conv_stack(x, mask, convs, fuse))
     close(dispatch.directional_attention(x, mask, active), reference.directional_attention(x, mask))
     for got, want in zip(dispatch.masked_mean_std(x, mask), reference.masked_mean_std(x, mask)):
         close(got, want)
 
 
-def test_tiny_netr_is_unchanged_by_the_fast_path(monkeypatch):
+@pytest.mark.parametrize("density", [0.1, 0.5])  # 0.1: about 0.34 at the coarser level
+def test_tiny_netr_is_unchanged_by_the_fast_path(monkeypatch, density):
     torch.manual_seed(0)
     model = SPAIR(TINY).eval()
-    image, mask = case((2, 3, 32, 40), 0.1)  # 0.1 here, about 0.34 at the coarser level
+    image, mask = case((2, 3, 32, 40), density)
     image = image.sigmoid()
     with torch.inference_mode():
         _, feats = model.netl(image)
+        got = model.netr(image, mask, feats)  # ops dispatch to the fast path
+        # The reference ops, which take no ``active`` (the modules pass it last).
+        for name, n_args in [("masked_conv2d", 4), ("masked_conv_stack", 5), ("directional_attention", 2)]:
+            monkeypatch.setattr(ops, name, lambda *a, f=getattr(reference, name), n=n_args: f(*a[:n]))
+        monkeypatch.setattr(ops, "masked_mean_std", reference.masked_mean_std)
         want = model.netr(image, mask, feats)
-        for name in ("masked_conv2d", "masked_mean_std", "directional_attention"):
-            monkeypatch.setattr(ops, name, getattr(dispatch, name))
-        got = model.netr(image, mask, feats)
     close(got, want)
+
+
+def stack_params(cin, growth=3, layers=3, seed=1, dtype=torch.float32):
+    convs = [conv_params(cin + i * growth, 3, growth, seed + i, dtype) for i in range(layers)]
+    return convs, conv_params(cin + layers * growth, 1, cin, seed + layers, dtype)
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd", "inference"])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dense_above", [-1.0, 2.0], ids=["dense", "rows"])  # force each path
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_masked_conv_stack(monkeypatch, shape, density, dense_above, channels_last, grad):
+    monkeypatch.setattr(fast, "STACK_DENSE_ABOVE", dense_above)
+    x, mask = case(shape, density)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    convs, fuse = stack_params(shape[1])
+    with torch.set_grad_enabled(grad):
+        got = fast.masked_conv_stack(x, mask, convs, fuse, 0.2, fast.ActiveSet(mask))
+        close(got, reference.masked_conv_stack(x, mask, convs, fuse, 0.2))
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_masked_conv_stack_soft_mask_and_gradients():
+    x, mask = case((2, 4, 7, 9), 0.3, dtype=torch.float64)
+    convs, fuse = stack_params(4, dtype=torch.float64)
+    soft = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    close(fast.masked_conv_stack(x, soft, convs, fuse), reference.masked_conv_stack(x, soft, convs, fuse))
+    params = [t for conv in [*convs, fuse] for t in conv]
+
+    def run(op, xx, *flat):
+        pairs = [tuple(flat[i : i + 2]) for i in range(0, len(flat), 2)]
+        return op(xx, mask, pairs[:-1], pairs[-1])
+
+    got = _grads(lambda *t: run(fast.masked_conv_stack, *t), x, *params)
+    want = _grads(lambda *t: run(reference.masked_conv_stack, *t), x, *params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)

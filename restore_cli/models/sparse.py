@@ -48,20 +48,19 @@ class MaskedConv(nn.Conv2d):
 
 
 class SC(nn.Module):
-    """Sparse Convolution module: densely connected masked 3x3 convs, then a masked 1x1."""
+    """Sparse Convolution module: densely connected masked 3x3 convs, then a masked 1x1
+    (``ops.masked_conv_stack``)."""
 
     def __init__(self, channels: int, growth: int, layers: int):
         super().__init__()
         self.convs = nn.ModuleList(
-            MaskedConv(channels + i * growth, growth, 3, padding=1) for i in range(layers)
+            nn.Conv2d(channels + i * growth, growth, 3, padding=1) for i in range(layers)
         )
-        self.fuse = MaskedConv(channels + layers * growth, channels, 1)
+        self.fuse = nn.Conv2d(channels + layers * growth, channels, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
-        feats = [x]
-        for conv in self.convs:
-            feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1), mask, active), 0.2))
-        return self.fuse(torch.cat(feats, dim=1), mask, active)
+        convs = [(conv.weight, conv.bias) for conv in self.convs]
+        return ops.masked_conv_stack(x, mask, convs, (self.fuse.weight, self.fuse.bias), 0.2, active)
 
 
 class SNLStep(nn.Module):

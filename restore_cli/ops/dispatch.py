@@ -7,11 +7,13 @@
 
 All give the same results as ``ops.reference``. ``active_set(mask)`` does
 the mask-to-index work once; pass its result as ``active`` to every op on
-the same mask (the convs of an SC stack, both SNL steps). It is only
+the same mask (an SC stack, both SNL steps). It is only
 meaningful under the grad mode it was made in.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 
@@ -48,6 +50,22 @@ def masked_conv2d(
     if backend == "fast":
         return fast.masked_conv2d(x, mask, weight, bias, active)
     return reference.masked_conv2d(x, mask, weight, bias)
+
+
+def masked_conv_stack(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    convs: list[reference.Conv],
+    fuse: reference.Conv,
+    slope: float = 0.2,
+    active: object = None,
+) -> torch.Tensor:
+    """``reference.masked_conv_stack`` (SC); on CUDA, conv by conv with the kernels."""
+    backend = _backend(x)
+    if backend == "fast":
+        return fast.masked_conv_stack(x, mask, convs, fuse, slope, active)
+    conv = partial(masked_conv2d, active=active) if backend == "kernels" else reference.masked_conv2d
+    return reference.masked_conv_stack(x, mask, convs, fuse, slope, conv=conv)
 
 
 def masked_mean_std(

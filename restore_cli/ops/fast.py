@@ -12,6 +12,8 @@ SC stack, both SNL steps) can share the work.
   is used instead. Channels-last inputs gather and scatter several times
   faster (each pixel's channels are contiguous) and give channels-last outputs.
   In inference the GEMM is oneDNN's linear (``_linear``).
+* ``masked_conv_stack`` (SC's whole stack of convs) gathers the active pixels
+  once and keeps them as rows through every conv, scattering only the result.
 * ``directional_attention`` scores only the degraded (active) queries of
   the rows and columns that have any, against the clean keys of their own
   line, a few lines at a time so that the scores stay in cache.
@@ -20,7 +22,7 @@ SC stack, both SNL steps) can share the work.
 from __future__ import annotations
 
 import math
-from functools import cached_property
+from functools import cached_property, partial
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,9 @@ from . import reference
 # benchmarks/sparse_ops.py puts the crossing between 0.3 and 0.5 on CPU (it moves
 # with the conv's shape, but a per-shape threshold changed nothing end to end).
 DENSE_ABOVE = 0.3
+# masked_conv_stack keeps features as rows of active pixels up to this density: with one
+# gather and one scatter for the whole SC stack its crossing is higher (benchmarks/sparse_ops.py).
+STACK_DENSE_ABOVE = 0.55
 CHUNK_ELEMENTS = 2**20  # im2col values per GEMM in sparse_conv2d (4 MB)
 ATTENTION_CHUNK = 2**18  # attention scores per chunk of lines in directional_attention (1 MB, a core's L2)
 COMPACT_KEYS_BELOW = 0.8  # directional_attention scores only the clean keys when every line has fewer
@@ -140,22 +145,62 @@ def masked_conv2d(
 def sparse_conv2d(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, active: ActiveSet
 ) -> torch.Tensor:
-    """``reference.masked_conv2d`` by gather -> GEMM -> scatter over the active pixels only.
+    """``reference.masked_conv2d`` by gather -> GEMM -> scatter over the active pixels only."""
+    rows = _conv_rows(active.gather(x), weight, bias, active)
+    return active.scatter(active.scaled(rows), channels_last=_channels_last(x))
+
+
+def _conv_rows(
+    feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, active: ActiveSet
+) -> torch.Tensor:
+    """The conv at the active pixels, ``(N, C_out)``, from their features ``feats``
+    (``(N + 1, C)``, zero last row, as ``ActiveSet.gather`` gives them).
 
     The im2col rows are built and multiplied ``CHUNK_ELEMENTS`` at a time, so
     they stay in cache (and clear of allocations big enough to be mmapped).
     """
     cout, cin, k, _ = weight.shape
-    feats = active.gather(x)  # (N + 1, C)
     taps = active.taps(k)  # (N, k*k)
     kernel = weight.permute(0, 2, 3, 1).reshape(cout, k * k * cin)  # columns in taps' order
     step = max(1, CHUNK_ELEMENTS // (k * k * cin))
     rows = [
         _linear(feats.index_select(0, taps[i : i + step].flatten()).view(-1, k * k * cin), kernel, bias)
         for i in range(0, active.count, step)
-    ]  # (N, cout) in chunks
-    rows = torch.cat(rows) if rows else x.new_zeros(0, cout)
-    return active.scatter(active.scaled(rows), channels_last=_channels_last(x))
+    ]
+    return torch.cat(rows) if rows else feats.new_zeros(0, cout)
+
+
+def masked_conv_stack(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    convs: list[reference.Conv],
+    fuse: reference.Conv,
+    slope: float = 0.2,
+    active: ActiveSet | None = None,
+) -> torch.Tensor:
+    """``reference.masked_conv_stack`` (SC). Up to ``STACK_DENSE_ABOVE`` density the
+    features stay rows of active pixels through the whole stack: one gather, one
+    scatter, and the dense connections concatenate N rows instead of H x W pixels.
+    Above it, the convs run dense, the input masked once (every later feature is a
+    masked conv's output, already zero off the mask).
+    """
+    active = ActiveSet(mask) if active is None else active
+    if active.full or not active.binary:  # plain convs; or a soft mask, which scales each feature at every conv
+        return reference.masked_conv_stack(x, mask, convs, fuse, slope, conv=partial(masked_conv2d, active=active))
+    if active.density > STACK_DENSE_ABOVE:
+        return reference.masked_conv_stack(x * mask, mask, convs, fuse, slope, conv=_conv_then_mask)
+    rows = active.gather(x)  # (N + 1, C)
+    for weight, bias in convs:
+        new = F.leaky_relu(_conv_rows(rows, weight, bias, active), slope)
+        rows = torch.cat([rows, F.pad(new, (0, 0, 0, 1))], dim=1)  # keeps the zero last row
+    return active.scatter(_conv_rows(rows, *fuse, active), channels_last=_channels_last(x))
+
+
+def _conv_then_mask(
+    x: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``reference.masked_conv2d`` for an ``x`` already zero off a binary ``mask``."""
+    return mask * F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
 
 
 # oneDNN's fused linear (what torch.compile uses on CPU); it has no autograd formula.

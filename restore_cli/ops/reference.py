@@ -14,6 +14,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,30 @@ def masked_conv2d(
     """
     k = weight.shape[-1]
     return mask * F.conv2d(x * mask, weight, bias, padding=k // 2)
+
+
+Conv = tuple[torch.Tensor, torch.Tensor | None]  # (weight, bias)
+
+
+def masked_conv_stack(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    convs: list[Conv],
+    fuse: Conv,
+    slope: float = 0.2,
+    conv: Callable[..., torch.Tensor] = masked_conv2d,
+) -> torch.Tensor:
+    """SPAIR's SC module: densely connected masked convs, then a masked fusion conv.
+
+    Each conv of ``convs`` sees the concatenation of ``x`` and every earlier
+    conv's output (LeakyReLU ``slope``); ``fuse`` (usually 1x1) maps the
+    concatenation of all of them back. ``conv(x, mask, weight, bias)`` is
+    ``masked_conv2d``; faster paths pass their own.
+    """
+    feats = [x]
+    for weight, bias in convs:
+        feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1), mask, weight, bias), slope))
+    return conv(torch.cat(feats, dim=1), mask, *fuse)
 
 
 def masked_mean_std(
