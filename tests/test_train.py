@@ -158,6 +158,20 @@ def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
     assert torch.equal(merge, source["netr.dec.0.merge.weight"][:, : merge.shape[1]])
 
 
+def test_netr_starts_from_exported_weights(setup, tmp_path):
+    """netr_init may name a shipped .safetensors (whose run directory is gone): same start as its checkpoint."""
+    recipe, data, val = setup
+    train("netl", recipe, data, val, tmp_path / "a", steps=2, log_every=100)
+    ckpt = train("netr", recipe, data, val, tmp_path / "a", steps=2, log_every=100)
+    exported = export(ckpt, tmp_path / "a.safetensors")
+    starts = []
+    for i, source in enumerate((ckpt, exported)):
+        again = replace(recipe, netl_steps=0, netr_init=str(source), lr=0.0)  # lr 0: a step keeps it
+        starts.append(load_checkpoint(train("netr", again, data, val, tmp_path / f"from{i}", steps=1, log_every=100)))
+    assert starts[0]["model"].keys() == starts[1]["model"].keys()
+    assert all(torch.equal(starts[0]["model"][k], starts[1]["model"][k]) for k in starts[0]["model"])
+
+
 def test_netl_fine_tunes_from_another_checkpoint(setup, tmp_path):
     """netl_init: the NetL stage starts from that checkpoint's NetL, not from random weights."""
     recipe, data, val = setup

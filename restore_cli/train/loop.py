@@ -35,6 +35,13 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint (read with ``weights_only=True``). An exported
+    ``.safetensors`` gives ``{"model": its tensors}``: enough to start from
+    (``netr_init``, ``netl_init``), not to resume."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return {"model": load_file(str(path))}
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
