@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "b1b1efe95dea78bfc88efeedcb2f637b0c8cd6eccc98a1ca8e0bc727112d1fec",
-    "deraindrop": "61b67d96dc4bfd71672f0e9d9d6022c67b7d86e7b6ba4bb1f9302a5dbdce3a2b",
+    "deraindrop": "b7fd11c5b7102a22255e16f86e4e96b44efb737b0545528a31419c6322afb085",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
 }
@@ -62,6 +62,7 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-ctx",  # derain-fast's NetR (no full-resolution SNL) with global context, fine-tuned
+    "deraindrop": "deraindrop-ctx",  # deraindrop's NetR with global context, fine-tuned
 }
 
 
