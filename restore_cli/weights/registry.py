@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "b1b1efe95dea78bfc88efeedcb2f637b0c8cd6eccc98a1ca8e0bc727112d1fec",
+    "derain": "f92581063a0831392b67c35150fdbabed66cb9166d40e6be0bd103b6a6193246",
     "deraindrop": "b7fd11c5b7102a22255e16f86e4e96b44efb737b0545528a31419c6322afb085",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
@@ -61,7 +61,7 @@ class WeightsRecord:
 # A task whose weights come from a recipe of another name (recipes/<name>.json,
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
-    "derain": "derain-ctx",  # derain-fast's NetR (no full-resolution SNL) with global context, fine-tuned
+    "derain": "derain-lctx",  # derain-ctx (derain-fast's NetR with global context) with a NetL with global context too
     "deraindrop": "deraindrop-ctx",  # deraindrop's NetR with global context, fine-tuned
 }
 
