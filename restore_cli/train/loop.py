@@ -22,7 +22,7 @@ from rich.console import Console
 
 from ..metrics import f1_score, psnr
 from ..models import SPAIR, save_spair
-from ..weights.hub import shipped_state
+from ..weights.hub import is_safetensors, shipped_state
 from .recipe import Recipe
 
 console = Console(stderr=True)
@@ -38,7 +38,7 @@ def load_checkpoint(path: str | Path) -> dict:
     """A training checkpoint (read with ``weights_only=True``). An exported
     ``.safetensors`` gives ``{"model": its tensors}``: enough to start from
     (``netr_init``, ``netl_init``), not to resume."""
-    if Path(path).suffix == ".safetensors":
+    if is_safetensors(path):  # recognised by content, as ``restore --weights`` does
         from safetensors.torch import load_file
 
         return {"model": load_file(str(path))}
