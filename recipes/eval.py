@@ -35,7 +35,7 @@ SEED = 100
 
 # The val sets of each task: name -> degrader. Derain is scored per rain regime.
 SETS = {
-    "derain": {"light": partial(add_rain, regime="light"), "heavy": partial(add_rain, regime="heavy")},
+    "derain": {regime: partial(add_rain, regime=regime) for regime in ("light", "heavy", "extreme")},
     "deraindrop": {"val": degrader("deraindrop")},
     "deshadow": {"val": degrader("deshadow")},
     "deblur": {"val": degrader("deblur")},

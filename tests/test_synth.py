@@ -5,7 +5,8 @@ import pytest
 
 from restore_cli.metrics import y_psnr
 from restore_cli.synth.mask import degradation_mask
-from restore_cli.synth.rain import add_rain
+from restore_cli.synth.degraders import degrader
+from restore_cli.synth.rain import REGIMES, add_rain, random_regime
 
 
 def photo(seed=0, h=96, w=128):
@@ -30,7 +31,7 @@ def test_rain_only_adds_light_before_haze():
     assert (rainy >= clean - 1e-6).all()  # screen blending never darkens
 
 
-@pytest.mark.parametrize("regime,lo,hi", [("light", 22, 31), ("heavy", 9, 19)])
+@pytest.mark.parametrize("regime,lo,hi", [("light", 22, 31), ("heavy", 9, 19), ("extreme", 7, 14.5)])
 def test_regimes_hit_real_benchmark_psnr(regime, lo, hi):
     scores = [y_psnr(add_rain(photo(s), np.random.default_rng(s), regime), photo(s)) for s in range(6)]
     assert lo <= np.median(scores) <= hi, scores
@@ -41,6 +42,34 @@ def test_heavy_rain_changes_most_pixels():
     rainy = add_rain(clean, np.random.default_rng(3), "heavy")
     changed = (np.abs(rainy - clean).mean(-1) * 255 > 10).mean()
     assert changed > 0.5
+
+
+def test_extreme_rain_is_heavier_than_heavy():
+    """"extreme" covers Rain100H's heavier half: more pixels changed by > 30 levels, brighter."""
+    clean = photo()
+    heavy, extreme = (add_rain(clean, np.random.default_rng(s), regime) for s, regime in ((4, "heavy"), (4, "extreme")))
+    changed = [(np.abs(x - clean).mean(-1) * 255 > 30).mean() for x in (heavy, extreme)]
+    assert changed[1] > changed[0] and changed[1] > 0.6, changed
+    assert (extreme - clean).mean() > (heavy - clean).mean()
+
+
+def test_default_mix_draws_as_the_three_regime_mix_did():
+    """The shipped derain recipes trained on (light, medium, heavy) = (0.3, 0.3, 0.4); adding
+    "extreme" with weight 0 must leave their data, and so their reproduction, unchanged."""
+    for seed in range(200):
+        old = ("light", "medium", "heavy")[int(np.random.default_rng(seed).choice(3, p=[0.3, 0.3, 0.4]))]
+        assert random_regime(np.random.default_rng(seed)) == old
+
+
+def test_mix_picks_the_regimes_and_is_checked():
+    clean = photo()
+    only = {r: degrader("derain", mix=[float(r == x) for x in REGIMES]) for r in ("light", "extreme")}
+    scores = {r: y_psnr(d(clean, np.random.default_rng(0)), clean) for r, d in only.items()}
+    assert scores["light"] > 22 > 15 > scores["extreme"], scores
+    with pytest.raises(ValueError, match="rain mix"):
+        degrader("derain", mix=[1.0, 0.0, 0.0])(clean, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rain mix"):
+        degrader("derain", mix=[1.0, -1.0, 0.0, 1.0])(clean, np.random.default_rng(0))
 
 
 def test_mask_agrees_with_difference_image():

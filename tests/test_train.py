@@ -29,6 +29,24 @@ def setup(tmp_path_factory):
     return recipe, data, val
 
 
+def test_recipe_synth_options_reach_the_degrader(setup, tmp_path):
+    """A recipe's ``synth`` (here derain's regime mix) shapes both the training and the val data."""
+    from restore_cli.metrics import psnr
+    from restore_cli.train.cli import datasets
+
+    recipe, root = setup[0], tmp_path
+    for i in range(2):
+        cv2.imwrite(str(root / f"{i}.png"), (photo(i, 96, 96) * 255).astype(np.uint8))
+    scores = {}
+    for name, mix in (("light", [1, 0, 0, 0]), ("extreme", [0, 0, 0, 1])):
+        r = Recipe.from_dict({**recipe.to_dict(), "synth": {"mix": mix}})
+        assert Recipe.from_dict(json.loads(json.dumps(r.to_dict()))).synth == {"mix": mix}  # as checkpoints store it
+        pairs, (degraded, clean, _) = datasets(r, root, root)
+        train_degraded, train_clean, _ = pairs.batch(0, 0, 2)
+        scores[name] = (psnr(degraded.numpy(), clean.numpy(), 1.0), psnr(train_degraded.numpy(), train_clean.numpy(), 1.0))
+    assert all(light > 22 > 16 > extreme for light, extreme in zip(scores["light"], scores["extreme"])), scores
+
+
 def test_batches_depend_only_on_seed_and_step(setup):
     _, data, _ = setup
     a, b = data.batch(0, 5, 2), data.batch(0, 5, 2)

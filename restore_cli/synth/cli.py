@@ -71,7 +71,7 @@ def rain(
     out: Path = OutOpt,
     n: int = NOpt,
     seed: int = SeedOpt,
-    regime: Optional[str] = typer.Option(None, help="light | medium | heavy (default: a random mix)."),
+    regime: Optional[str] = typer.Option(None, help="light | medium | heavy | extreme (default: the mix the shipped derain weights trained on)."),
     threshold: float = ThresholdOpt,
 ) -> None:
     """Rainy/clean/mask triples: Photoshop-style streaks, screen-blended, with haze for heavy rain."""

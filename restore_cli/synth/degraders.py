@@ -8,18 +8,20 @@ shadow region). ``degrade_with_mask`` hides the difference from callers.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .blur import add_motion_blur
 from .mask import degradation_mask
-from .rain import add_rain, random_regime
+from .rain import DEFAULT_MIX, add_rain, random_regime
 from .raindrop import add_raindrops
 from .shadow import add_shadow
 
 
-def derain_degrader(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Rain of a random regime (light, medium or heavy)."""
-    return add_rain(clean, rng, random_regime(rng))
+def derain_degrader(clean: np.ndarray, rng: np.random.Generator, mix: tuple[float, ...] = DEFAULT_MIX) -> np.ndarray:
+    """Rain of a random regime, drawn with the weights ``mix`` (see ``rain.REGIMES``)."""
+    return add_rain(clean, rng, random_regime(rng, tuple(mix)))
 
 
 DEGRADERS = {
@@ -30,11 +32,13 @@ DEGRADERS = {
 }
 
 
-def degrader(task: str):
+def degrader(task: str, **options):
+    """The task's degrader; ``options`` (a recipe's ``synth``) are passed to it as keywords."""
     try:
-        return DEGRADERS[task]
+        fn = DEGRADERS[task]
     except KeyError:
         raise ValueError(f"no synthesis for task {task!r} yet; available: {', '.join(DEGRADERS)}") from None
+    return partial(fn, **options) if options else fn
 
 
 def degrade_with_mask(

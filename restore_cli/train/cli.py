@@ -20,8 +20,6 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
     import torch
 
     from ..memory import keep_freed_memory
-    from ..synth.degraders import degrader
-    from .data import PairedFolder, SyntheticPairs, fixed_val_set
     from .loop import train
     from .recipe import Recipe
 
@@ -29,14 +27,23 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
         torch.set_num_threads(threads)
     keep_freed_memory()
     recipe = Recipe.load(recipe_path)
-    degrade = degrader(recipe.task)
+    pairs, val_batch = datasets(recipe, data, val)
+    path = train(stage, recipe, pairs, val_batch, out, steps=steps, resume=resume, init=init)
+    typer.echo(f"checkpoint: {path}")
+
+
+def datasets(recipe, data: Path, val: Path):
+    """The training pairs (a real paired folder, or ``data``'s photos degraded on the fly by
+    the task's degrader with the recipe's ``synth`` options) and the fixed val batch."""
+    from ..synth.degraders import degrader
+    from .data import PairedFolder, SyntheticPairs, fixed_val_set
+
+    degrade = degrader(recipe.task, **recipe.synth)
     if (data / "input").is_dir() and (data / "target").is_dir():
         pairs = PairedFolder(data, recipe.crop, recipe.threshold)
     else:
         pairs = SyntheticPairs(data, degrade, recipe.crop, recipe.threshold)
-    val_batch = fixed_val_set(val, degrade, recipe.val_n, recipe.val_seed, recipe.val_crop, recipe.threshold)
-    path = train(stage, recipe, pairs, val_batch, out, steps=steps, resume=resume, init=init)
-    typer.echo(f"checkpoint: {path}")
+    return pairs, fixed_val_set(val, degrade, recipe.val_n, recipe.val_seed, recipe.val_crop, recipe.threshold)
 
 
 @app.command()

@@ -24,6 +24,9 @@ class Recipe:
     lr: float = 2e-4
     seed: int = 0
     threshold: float = 0.1  # GT mask threshold on mean |degraded - clean|
+    # Keyword options of the task's degrader, e.g. {"mix": [light, medium, heavy, extreme]}
+    # for derain's regime weights; empty: its defaults.
+    synth: dict = field(default_factory=dict)
     netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
     netl_steps: int = 3000
     netr_steps: int = 20000
