@@ -71,12 +71,14 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="default: the task's shipped weights")
     ap.add_argument("--val", default="../shared/data/bsds500/val")
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
     args = ap.parse_args()
     model, weights_id, _ = load_model(args.task, args.weights)
     pipe = Pipeline.from_model(model, args.task, device="cpu")
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
-    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold) for name, d in SETS[args.task].items()}
+    sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
+    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold) for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
     print(f"weights: {weights_id}")
     for conv in conventions:
