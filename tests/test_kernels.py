@@ -1,5 +1,6 @@
 """The CUDA kernels in kernels/: they compile without spills, and, run on the CPU
-through the host shim with the very host code of ops/cuda.py, match ops.reference."""
+through the host shim with the very host code of ops/cuda.py, match ops.reference.
+Where a CUDA device and CuPy are present, the parity tests run on the GPU too."""
 
 import importlib.util
 import re
@@ -28,9 +29,30 @@ def _load_host_shim():
 host_shim = _load_host_shim()
 
 
-@pytest.fixture(scope="session")
-def kernels(tmp_path_factory) -> cuda.KernelOps:
-    """The kernels built for the CPU with g++, once per session."""
+class OnGPU:
+    """``KernelOps`` through CuPy on the GPU, called with CPU tensors like the host shim's:
+    the inputs go to the GPU, the results come back."""
+
+    def __init__(self, ops: cuda.KernelOps):
+        self.ops = ops
+
+    def __getattr__(self, name):
+        def call(*args):
+            out = getattr(self.ops, name)(*(a.cuda() if isinstance(a, torch.Tensor) else a for a in args))
+            return tuple(t.cpu() for t in out) if isinstance(out, tuple) else out.cpu()
+
+        return call
+
+
+@pytest.fixture(scope="session", params=["host-shim", "gpu"])
+def kernels(request, tmp_path_factory) -> cuda.KernelOps:
+    """The kernels built for the CPU with g++ (once per session), and, where there is a
+    CUDA device and CuPy, the same sources compiled by CuPy and run on the GPU."""
+    if request.param == "gpu":
+        if not (torch.cuda.is_available() and cuda.available()):
+            pytest.skip("no CUDA device with CuPy: the kernels ran on the CPU through the host shim only")
+        torch.backends.cuda.matmul.allow_tf32 = False  # the GEMM in full float32, as the reference
+        return OnGPU(cuda.kernel_ops())
     if shutil.which("g++") is None:
         pytest.skip("g++ is not on PATH: cannot build the host shim")
     return cuda.KernelOps(host_shim.build(tmp_path_factory.mktemp("shim")))
@@ -158,3 +180,32 @@ def test_cuda_module_imports_cupy_lazily():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in ("True", "False")
+
+
+# ---------------------------------------------------------------- the model on the GPU
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and cuda.available()), reason="no CUDA device with CuPy")
+def test_shipped_netr_on_the_gpu_matches_the_cpu_fast_path():
+    """The shipped derain NetR on a real rainy crop: with the kernels on the GPU (what
+    ``--device cuda`` runs) it gives the CPU fast path's output, for the same mask."""
+    import copy
+
+    from restore_cli.imageio import read_image
+    from restore_cli.models import load_spair
+    from restore_cli.ops import dispatch
+    from restore_cli.weights import get_record
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    model = load_spair(get_record("derain").bundled_path)
+    rgb = read_image(Path(__file__).resolve().parents[1] / "examples" / "rainy.png").rgb[:96, :128]
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        logits, feats = model.netl(x)
+        mask = (logits > 0).float()
+        want = model.netr(x, mask, feats)
+        gpu = copy.deepcopy(model).cuda()
+        assert dispatch._backend(x.cuda()) == "kernels"
+        got = gpu.netr(x.cuda(), mask.cuda(), [f.cuda() for f in feats]).cpu()
+    assert 0.02 < float(mask.mean()) < 0.98  # a real, partial mask
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
