@@ -155,6 +155,7 @@ class CupyLauncher:
         self._cupy = require_cupy()
         self._dir = kernel_dir
         self._modules: dict[str, object] = {}
+        self._streams: dict[tuple, object] = {}
 
     def _module(self, name: str):
         if name not in self._modules:
@@ -166,20 +167,29 @@ class CupyLauncher:
 
     def _arg(self, arg: object):
         if isinstance(arg, torch.Tensor):
-            return self._cupy.from_dlpack(arg)
+            # detach: a module's weights require grad even under inference_mode, and DLPack
+            # refuses to export them (the kernels have no backward; dispatch only picks
+            # them when no gradient is recorded)
+            return self._cupy.from_dlpack(arg.detach())
         if isinstance(arg, int):
             return self._cupy.int32(arg)
         if isinstance(arg, float):
             return self._cupy.float32(arg)
         raise TypeError(f"unsupported kernel argument {type(arg).__name__}")
 
+    def _stream(self, device: torch.device):
+        """PyTorch's current stream on ``device`` as a CuPy stream, made once per stream."""
+        torch_stream = torch.cuda.current_stream(device)
+        key = (device.index, torch_stream.cuda_stream)
+        if key not in self._streams:
+            self._streams[key] = self._cupy.cuda.ExternalStream(torch_stream.cuda_stream, device.index)
+        return self._streams[key]
+
     def __call__(self, module: str, kernel: str, grid: int, block: int, args: Sequence) -> None:
         device = next(a.device for a in args if isinstance(a, torch.Tensor))
         function = self._module(module).get_function(kernel)
-        with self._cupy.cuda.Device(device.index):
-            stream = self._cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
-            with stream:
-                function((grid,), (block,), tuple(self._arg(a) for a in args))
+        with self._cupy.cuda.Device(device.index), self._stream(device):
+            function((grid,), (block,), tuple(self._arg(a) for a in args))
 
 
 @lru_cache(maxsize=1)
