@@ -14,9 +14,9 @@ py=${PYTHON:-python3}
 nvidia-smi -L
 $py -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__, torch.cuda.get_device_name())"
 echo "== kernel parity on the GPU"
-$py -m pytest -q -p no:cacheprovider tests/test_kernels.py 2>&1 | tee "$out/kernels.log" | grep -E "^(FAILED|ERROR)|passed|failed" | tail -n 30
+$py -m pytest -p no:cacheprovider tests/test_kernels.py 2>&1 | tee "$out/kernels.log" | grep -E "^(FAILED|ERROR)|passed|failed" | tail -n 30
 echo "== whole suite, GPU present"
-$py -m pytest -q -p no:cacheprovider -n 8 tests 2>&1 | tee "$out/suite.log" | grep -E "^(FAILED|ERROR)|passed|failed" | tail -n 30
+$py -m pytest -p no:cacheprovider -n 8 tests 2>&1 | tee "$out/suite.log" | grep -E "^(FAILED|ERROR)|passed|failed" | tail -n 30
 echo "== kernels vs dense on the GPU"
 (cd benchmarks && $py cuda_ops.py --repeats 20 --photo ../examples/rainy.png) 2>&1 | tee "$out/cuda_ops.log"
 if [ -n "$photos" ]; then
