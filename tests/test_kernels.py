@@ -209,3 +209,28 @@ def test_shipped_netr_on_the_gpu_matches_the_cpu_fast_path():
         got = gpu.netr(x.cuda(), mask.cuda(), [f.cuda() for f in feats]).cpu()
     assert 0.02 < float(mask.mean()) < 0.98  # a real, partial mask
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_cupy_launcher_hands_weights_that_require_grad(monkeypatch):
+    """A module's weights require grad even under inference_mode, and DLPack refuses to
+    export such tensors: the launcher must detach them (the first GPU run failed here).
+    Checked without a GPU: a stand-in CuPy that exports through DLPack as CuPy does."""
+    import types
+    from contextlib import nullcontext
+
+    launched = []
+    fake = types.SimpleNamespace(
+        from_dlpack=lambda t: torch.from_dlpack(t),  # torch's __dlpack__ raises on requires_grad
+        int32=int, float32=float,
+        RawModule=lambda code: types.SimpleNamespace(
+            get_function=lambda name: lambda grid, block, args: launched.append((name, grid, block, args))),
+        cuda=types.SimpleNamespace(Device=lambda index: nullcontext(), ExternalStream=lambda ptr, dev: nullcontext()),
+    )
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: types.SimpleNamespace(cuda_stream=0))
+    weight = torch.nn.Parameter(torch.ones(3))
+    with torch.inference_mode():
+        cuda.CupyLauncher()("sparse_conv", "scatter_rows", 2, 256, [weight, 7, 0.5])
+    (name, grid, block, args), = launched
+    assert (name, grid, block) == ("scatter_rows", (2,), (256,)) and args[1:] == (7, 0.5)
+    assert torch.equal(args[0], weight.detach()) and not args[0].requires_grad
