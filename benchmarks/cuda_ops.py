@@ -31,10 +31,6 @@ from restore_cli.ops import cuda, reference
 from restore_cli.pipeline import load_pipeline
 from sparse_ops import DENSITIES, SHAPES, median_ms, rain_like_mask
 
-
-DEVICE = "cuda"
-
-
 def synced(fns: dict) -> dict:
     """Each function followed by a device synchronisation, so the wall clock times the GPU work."""
     return {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())) for name, fn in fns.items()}
@@ -50,7 +46,7 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     kernels = cuda.kernel_ops()
-    dev = torch.device(DEVICE)
+    dev = torch.device("cuda")
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, median wall time of {args.repeats} runs")
     print(f"{'shape':>14} {'density':>7} {'dense ms':>9} {'kernel ms':>9} {'ratio':>6} "
@@ -88,7 +84,7 @@ def main() -> None:
 def pipeline_timings(photo: str, repeats: int) -> dict:
     """``restore derain``'s pipeline on the GPU: seconds per photo (median), and a 4000x3000
     version of it (resized) with the default tiling: seconds and peak GPU memory."""
-    pipe = load_pipeline("derain", device=DEVICE)
+    pipe = load_pipeline("derain", device="cuda")
     rgb = read_image(photo).rgb
     times = []
     for _ in range(repeats):
