@@ -31,6 +31,7 @@ from restore_cli.ops import cuda, reference
 from restore_cli.pipeline import load_pipeline
 from sparse_ops import DENSITIES, SHAPES, median_ms, rain_like_mask
 
+
 def synced(fns: dict) -> dict:
     """Each function followed by a device synchronisation, so the wall clock times the GPU work."""
     return {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())) for name, fn in fns.items()}
