@@ -17,6 +17,7 @@ from restore_cli.ops import cuda, reference
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels"
 SOURCES = sorted(KERNEL_DIR.glob("*.cu"))
+ON_GPU = torch.cuda.is_available() and cuda.available()  # a CUDA device, and CuPy to launch the kernels
 
 
 def _load_host_shim():
@@ -49,7 +50,7 @@ def kernels(request, tmp_path_factory) -> cuda.KernelOps:
     """The kernels built for the CPU with g++ (once per session), and, where there is a
     CUDA device and CuPy, the same sources compiled by CuPy and run on the GPU."""
     if request.param == "gpu":
-        if not (torch.cuda.is_available() and cuda.available()):
+        if not ON_GPU:
             pytest.skip("no CUDA device with CuPy: the kernels ran on the CPU through the host shim only")
         torch.backends.cuda.matmul.allow_tf32 = False  # the GEMM in full float32, as the reference
         return OnGPU(cuda.kernel_ops())
@@ -185,7 +186,7 @@ def test_cuda_module_imports_cupy_lazily():
 # ---------------------------------------------------------------- the model on the GPU
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and cuda.available()), reason="no CUDA device with CuPy")
+@pytest.mark.skipif(not ON_GPU, reason="no CUDA device with CuPy")
 def test_shipped_netr_on_the_gpu_matches_the_cpu_fast_path():
     """The shipped derain NetR on a real rainy crop: with the kernels on the GPU (what
     ``--device cuda`` runs) it gives the CPU fast path's output, for the same mask."""
