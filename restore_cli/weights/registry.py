@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "042236866f2d527bc73b9836159fc372ac42f58f47a7f83ab1d8cb4a3751c9b6",
+    "derain": "ab6e9c33cfc92ad85a3dd1711648dc98ea6d63bc66123094d88017e885f2b543",
     "deraindrop": "362714dde0e8a4b39dd55d6a128754ca93aee045f847bcc0c5dea4d2131ce5b3",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
@@ -61,7 +61,7 @@ class WeightsRecord:
 # A task whose weights come from a recipe of another name (recipes/<name>.json,
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
-    "derain": "derain-mix",  # derain-lctx (NetL and NetR with global context) fine-tuned with "extreme" rain in the mix
+    "derain": "derain-mix2",  # derain-lctx (NetL and NetR with global context) fine-tuned with "extreme" rain in the mix, twice
     "deraindrop": "deraindrop-ctx2",  # deraindrop's NetR with global context, fine-tuned, then on 128 px crops
 }
 
