@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "ab6e9c33cfc92ad85a3dd1711648dc98ea6d63bc66123094d88017e885f2b543",
-    "deraindrop": "362714dde0e8a4b39dd55d6a128754ca93aee045f847bcc0c5dea4d2131ce5b3",
+    "deraindrop": "d91eb6b79657f5a2ac8bfdf7734e8998b45f6dbe645332d47f2682719eff1aea",
     "deshadow": None,  # first model (checkpoints/deshadow) raises non-shadow error: not released
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
 }
@@ -62,7 +62,7 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-mix2",  # derain-lctx (NetL and NetR with global context) fine-tuned with "extreme" rain in the mix, twice
-    "deraindrop": "deraindrop-ctx2",  # deraindrop's NetR with global context, fine-tuned, then on 128 px crops
+    "deraindrop": "deraindrop-ctx4",  # deraindrop's NetR with global context, fine-tuned, then on 128 and 160 px crops
 }
 
 
