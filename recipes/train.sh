@@ -5,7 +5,7 @@
 # (committed to the repo). Needs ../shared/data/bsds500 (train/ and val/).
 # Staged runs: NETL_STEPS / NETR_STEPS stop each stage early; a later run with
 # more NetL steps trains NetL further, and NetR then continues with that NetL.
-# A recipe with netr_init (derain-fast, derain-ctx, derain-lctx, derain-mix, derain-mix2, derain-mix3, deraindrop-ctx, deraindrop-ctx2, deraindrop-ctx3, deraindrop-ctx4) starts from another recipe's checkpoint or export:
+# A recipe with netr_init (derain-fast, derain-ctx, derain-lctx, derain-mix, derain-mix2, deraindrop-ctx, deraindrop-ctx2, deraindrop-ctx3, deraindrop-ctx4) starts from another recipe's checkpoint or export:
 # train that one first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
