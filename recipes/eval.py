@@ -73,13 +73,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
     args = ap.parse_args()
+    unknown = set(args.sets or []) - set(SETS[args.task])
+    if unknown:
+        ap.error(f"--sets: {args.task} has no val set {', '.join(sorted(unknown))} (it has {', '.join(SETS[args.task])})")
     model, weights_id, _ = load_model(args.task, args.weights)
     pipe = Pipeline.from_model(model, args.task, device="cpu")
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
-    unknown = set(args.sets or []) - set(SETS[args.task])
-    if unknown:
-        ap.error(f"--sets: {args.task} has no val set {', '.join(sorted(unknown))} (it has {', '.join(SETS[args.task])})")
     sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
     results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold) for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
