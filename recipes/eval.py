@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 
 from restore_cli.bench.protocols import CONVENTIONS, to_uint8
+from restore_cli.memory import keep_freed_memory
 from restore_cli.metrics import f1_score
 from restore_cli.pipeline import Pipeline
 from restore_cli.synth.degraders import degrade_with_mask, degrader
@@ -76,6 +77,7 @@ def main() -> None:
     unknown = set(args.sets or []) - set(SETS[args.task])
     if unknown:
         ap.error(f"--sets: {args.task} has no val set {', '.join(sorted(unknown))} (it has {', '.join(SETS[args.task])})")
+    keep_freed_memory()  # as the CLI does: big feature maps reuse freed memory
     model, weights_id, _ = load_model(args.task, args.weights)
     pipe = Pipeline.from_model(model, args.task, device="cpu")
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
