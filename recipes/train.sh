@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces weights/<name>.safetensors from recipes/<name>.json:
-#   recipes/train.sh derain-mix2  (or derain-mix, derain, derain-fast, derain-ctx, derain-lctx, deraindrop-ctx4, deraindrop-ctx3, deraindrop-ctx2, deraindrop-ctx, deraindrop, deshadow, deblur)
+#   recipes/train.sh NAME   (NAME: any recipes/NAME.json; the shipped ones are in README.md)
 # Resumable: rerun it and it continues from the checkpoints in checkpoints/<name>/
 # (committed to the repo). Needs ../shared/data/bsds500 (train/ and val/).
 # Staged runs: NETL_STEPS / NETR_STEPS stop each stage early; a later run with
 # more NetL steps trains NetL further, and NetR then continues with that NetL.
-# A recipe with netr_init (derain-fast, derain-ctx, derain-lctx, derain-mix, derain-mix2, deraindrop-ctx, deraindrop-ctx2, deraindrop-ctx3, deraindrop-ctx4) starts from another recipe's checkpoint or export:
+# A recipe with netr_init (or netl_init) starts from the checkpoint or export that path names:
 # train that one first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TASK=${1:?usage: recipes/train.sh derain-mix2|derain-mix|derain-lctx|derain-ctx|derain-fast|derain|deraindrop-ctx4|deraindrop-ctx3|deraindrop-ctx2|deraindrop-ctx|deraindrop|deshadow|deblur}
+TASK=${1:?usage: recipes/train.sh NAME, one of: $(cd recipes && ls *.json | sed "s/\.json$//" | tr "\n" " ")}
 DATA=${DATA:-../shared/data/bsds500}
 RUN=${RUN:-checkpoints/$TASK}
 NETL_STEPS=${NETL_STEPS:-}  # empty: the recipe's netl_steps
