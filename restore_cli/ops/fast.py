@@ -69,7 +69,7 @@ class ActiveSet:
     @cached_property
     def binary(self) -> bool:
         """Every active pixel has mask value 1 (NetL's masks): scaling by the mask is a no-op."""
-        return bool((self.values == 1).all())
+        return int(torch.count_nonzero(self.mask == 1)) == self.count
 
     def scaled(self, rows: torch.Tensor) -> torch.Tensor:
         """``rows`` (one per active pixel) times the mask value there."""
@@ -84,15 +84,18 @@ class ActiveSet:
     def taps(self, k: int) -> torch.Tensor:
         """``(N, k*k)``: for each active pixel and each tap of a k x k kernel (Conv2d's
         (ky, kx) order), the position of that neighbour among the active pixels, or N
-        where the neighbour is inactive or outside the image."""
+        where the neighbour is inactive or outside the image; int32 where the padded
+        grid's indices fit (less memory to build and to read than int64)."""
         if k not in self._taps:
             r, dev = k // 2, self.mask.device
             b, y, x = self.coords
             ph, pw = self.height + 2 * r, self.width + 2 * r  # grid with an r-pixel border
             centre = (b * ph + y + r) * pw + x + r
-            rank = torch.full((self.batch * ph * pw,), self.count, dtype=torch.long, device=dev)
-            rank.index_copy_(0, centre, torch.arange(self.count, device=dev))
-            d = torch.arange(-r, r + 1, device=dev)
+            dtype = torch.int32 if self.batch * ph * pw < 2**31 else torch.long
+            rank = torch.full((self.batch * ph * pw,), self.count, dtype=dtype, device=dev)
+            rank.index_copy_(0, centre, torch.arange(self.count, dtype=dtype, device=dev))
+            centre = centre.to(dtype)
+            d = torch.arange(-r, r + 1, dtype=dtype, device=dev)
             offsets = (d[:, None] * pw + d[None, :]).flatten()
             self._taps[k] = rank.index_select(0, (centre[:, None] + offsets).flatten()).view(-1, k * k)
         return self._taps[k]
