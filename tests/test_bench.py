@@ -162,8 +162,11 @@ def test_unknown_layout_names_folder(tmp_path):
         find_pairs(tmp_path)
 
 
-def test_missing_dataset_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize("other_dataset", [False, True])
+def test_missing_dataset_one_line_and_exit_2(tmp_path, other_dataset):
     env = {"RESTORE_HF_ENDPOINT": "http://127.0.0.1:9", "RESTORE_HF_TIMEOUT": "2"}  # nothing listens: fails fast
+    if other_dataset:  # a root that holds something else: huggingface_hub warns "Returning existing local_dir"
+        save(tmp_path / "Rain100L" / "input" / "1.png", u8(0))
     res = run_bench("--dataset", "Rain100H", "--model", "identity", "--root", tmp_path, "--out", tmp_path / "o", env=env)
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()

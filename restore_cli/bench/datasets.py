@@ -8,6 +8,7 @@ name; a file without its counterpart is reported, never silently dropped.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -173,11 +174,16 @@ def fetch(name: str, root: Path, repo: str = HUB_REPO) -> bool:
 
     if offline():
         return False
+    hub_log = logging.getLogger("huggingface_hub")  # restore reports the outcome in one line itself:
+    level = hub_log.level                            # mute "Returning existing local_dir ..." and the like
+    hub_log.setLevel(logging.ERROR)
     try:
         snapshot_download(repo, repo_type="dataset", allow_patterns=f"{name}/**", local_dir=root,
                           endpoint=hub_endpoint(), etag_timeout=hub_timeout())
     except Exception:  # offline, no such repo or folder, HTTP errors: all mean "not fetched"
         return False
+    finally:
+        hub_log.setLevel(level)
     return (root / name).is_dir()
 
 
