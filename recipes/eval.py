@@ -11,6 +11,7 @@ the shadow region). Last line: JSON.
 
     .venv/bin/python recipes/eval.py --task derain --n 40
     .venv/bin/python recipes/eval.py --task deshadow --n 40
+    .venv/bin/python recipes/eval.py --task deshadow --n 40 --mask gt   # NetR's bound: a perfect NetL
 """
 
 from __future__ import annotations
@@ -46,14 +47,16 @@ SETS = {
 CONVENTION_NAMES = {"derain": ["y-matlab"], "deraindrop": ["rgb"], "deshadow": ["rgb", "lab-mae"], "deblur": ["rgb"]}
 
 
-def evaluate(pipe: Pipeline, task: str, degrade, clean_dir: str, n: int, threshold: float) -> dict:
+def evaluate(
+    pipe: Pipeline, task: str, degrade, clean_dir: str, n: int, threshold: float, gt_mask_to_netr: bool = False
+) -> dict:
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[task]]
     records = []
     for i, path in enumerate(list_images(clean_dir)[:n]):
         clean = read_rgb(path)
         degraded, gt_mask = degrade_with_mask(degrade, clean, np.random.default_rng([SEED, i]), threshold)
         degraded_u8, clean_u8 = to_uint8(degraded), to_uint8(clean)  # as if read back from 8-bit PNGs
-        out, mask = pipe.restore(degraded_u8.astype(np.float32) / 255.0)
+        out, mask = pipe.restore(degraded_u8.astype(np.float32) / 255.0, gt_mask if gt_mask_to_netr else None)
         record = {"f1": f1_score(mask, gt_mask)}
         for conv in conventions:
             record.update(conv.score(to_uint8(out), clean_u8, gt_mask))
@@ -73,6 +76,8 @@ def main() -> None:
     ap.add_argument("--val", default="../shared/data/bsds500/val")
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
+    ap.add_argument("--mask", choices=["netl", "gt"], default="netl",
+                    help="gt: NetR gets the synthesis's GT mask instead of NetL's (what a perfect NetL would give)")
     args = ap.parse_args()
     unknown = set(args.sets or []) - set(SETS[args.task])
     if unknown:
@@ -83,9 +88,11 @@ def main() -> None:
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
     sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
-    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold) for name, d in sets.items()}
+    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold, args.mask == "gt")
+               for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
-    print(f"weights: {weights_id}")
+    mask_source = "the synthesis's GT mask" if args.mask == "gt" else "NetL's mask"
+    print(f"weights: {weights_id}; NetR given {mask_source}")
     for conv in conventions:
         print(f"convention {conv.name}: {conv.source}")
     metrics = [m for conv in conventions for m in conv.metrics]

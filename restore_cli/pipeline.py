@@ -67,18 +67,24 @@ class Pipeline:
         dev = pick_device(device)
         return cls(model.to(dev, memory_format=_layout(dev)).eval(), task, device=dev, **kw)
 
-    def _run_tile(self, rgb: np.ndarray, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    def _run_tile(
+        self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         # An (H, W, 3) array is already channels-last memory: no copy on the CPU.
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         x = x.to(self.device).contiguous(memory_format=_layout(self.device))
         with torch.inference_mode():
             if restore:
-                out, mask = self.model(x)
+                if given is not None:  # a mask that replaces NetL's
+                    given = torch.from_numpy(np.ascontiguousarray(given))[None, None].to(self.device)
+                out, mask = self.model(x, given)
                 return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), mask[0, 0].cpu().numpy() > 0.5
             prob = self.model.predict_mask(x)
             return None, prob[0, 0].cpu().numpy() > 0.5
 
-    def _tiled(self, rgb: np.ndarray, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    def _tiled(
+        self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         h, w = rgb.shape[:2]
         if min(h, w) < MIN_SIDE:
             raise ImageError(f"image is {w}x{h}; the network needs at least {MIN_SIDE}x{MIN_SIDE}")
@@ -86,7 +92,7 @@ class Pipeline:
         tile = self.tile
         while True:
             try:
-                return self._stitch(rgb, tile, self.tile_pad, restore)
+                return self._stitch(rgb, tile, self.tile_pad, restore, given)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type != "cuda" or tile and tile <= 64:
                     raise
@@ -97,7 +103,9 @@ class Pipeline:
                     raise MemoryError(f"at tile size {tile or 'none'}, try a smaller --tile") from err
                 raise
 
-    def _stitch(self, rgb: np.ndarray, tile: int, pad: int, restore: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    def _stitch(
+        self, rgb: np.ndarray, tile: int, pad: int, restore: bool, given: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         h, w = rgb.shape[:2]
         acc = np.zeros_like(rgb) if restore else None
         weight = np.zeros((h, w, 1), np.float32) if restore else None
@@ -105,7 +113,8 @@ class Pipeline:
         for y0, y1 in _tiles(h, tile):
             for x0, x1 in _tiles(w, tile):
                 py0, py1, px0, px1 = max(y0 - pad, 0), min(y1 + pad, h), max(x0 - pad, 0), min(x1 + pad, w)
-                o, m = self._run_tile(rgb[py0:py1, px0:px1], restore)
+                given_tile = None if given is None else given[py0:py1, px0:px1]
+                o, m = self._run_tile(rgb[py0:py1, px0:px1], restore, given_tile)
                 mask[y0:y1, x0:x1] = m[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
                 if restore:
                     wy = _ramp(y0 - py0, y1 - y0, py1 - y1)
@@ -115,9 +124,15 @@ class Pipeline:
                     weight[py0:py1, px0:px1] += tw
         return (acc / weight if restore else None), mask
 
-    def restore(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 RGB (H, W, 3) in [0, 1] -> (restored RGB, same shape; mask bool (H, W))."""
-        out, mask = self._tiled(rgb, restore=True)
+    def restore(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 RGB (H, W, 3) in [0, 1] -> (restored RGB, same shape; mask bool (H, W)).
+
+        ``mask`` (bool (H, W)), if given, replaces NetL's: e.g. a synthesis's
+        ground truth, to score what a perfect NetL would give (``recipes/eval.py --mask gt``).
+        """
+        if mask is not None:
+            mask = mask.astype(np.float32)
+        out, mask = self._tiled(rgb, restore=True, given=mask)
         assert out is not None
         return out, mask
 

@@ -44,6 +44,26 @@ def test_untiled_matches_direct_model_call(model):
     assert np.array_equal(mask, ref_mask[0, 0].numpy() > 0.5)
 
 
+def test_a_given_mask_replaces_netls_in_every_tile(model):
+    """restore(rgb, mask): NetR works with that mask (an oracle for evaluation), tiled or not."""
+    rgb = np.random.default_rng(2).random((40, 48, 3), dtype=np.float32)
+    given = np.zeros((40, 48), bool)
+    given[5:30, 10:20] = True
+    x = torch.from_numpy(rgb.transpose(2, 0, 1))[None]
+    with torch.no_grad():
+        ref, ref_mask = model(x, torch.from_numpy(given.astype(np.float32))[None, None])
+        own, own_mask = model(x, None)
+        same, _ = model(x, own_mask)  # NetL's own mask, given: the same output
+    torch.testing.assert_close(same, own)
+    assert np.array_equal(ref_mask[0, 0].numpy() > 0.5, given)
+    assert not torch.allclose(ref, own)  # the mask does change NetR's output
+    untiled, mask = Pipeline.from_model(model, "derain", device="cpu", tile=0).restore(rgb, given)
+    np.testing.assert_allclose(untiled, ref[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-6)
+    assert np.array_equal(mask, given)
+    _, tiled_mask = Pipeline.from_model(model, "derain", device="cpu", tile=16, tile_pad=4).restore(rgb, given)
+    assert np.array_equal(tiled_mask, given)  # each tile got its own piece of the mask
+
+
 def test_too_small_image_is_a_clear_error(model):
     with pytest.raises(ImageError, match="at least"):
         Pipeline.from_model(model, "derain", device="cpu").restore(np.zeros((4, 50, 3), np.float32))
@@ -54,7 +74,7 @@ def test_cuda_oom_halves_the_tile(model, monkeypatch):
     pipe.device = torch.device("cuda")  # pretend; _run_tile is replaced below
     seen = []
 
-    def fake_run_tile(rgb, restore):
+    def fake_run_tile(rgb, restore, given=None):
         seen.append(rgb.shape[:2])
         if max(rgb.shape[:2]) > 80:
             raise torch.cuda.OutOfMemoryError("fake")
@@ -75,7 +95,7 @@ def test_cuda_oom_halves_the_tile(model, monkeypatch):
 def test_cpu_allocation_failure_becomes_memory_error(model, monkeypatch, message, raised):
     pipe = Pipeline.from_model(model, "derain", device="cpu", tile=64, tile_pad=4)
 
-    def failing_run_tile(rgb, restore):
+    def failing_run_tile(rgb, restore, given=None):
         raise RuntimeError(message)
 
     monkeypatch.setattr(pipe, "_run_tile", failing_run_tile)
@@ -89,7 +109,7 @@ def test_tiles_blend_without_seams(model, monkeypatch):
     pipe = Pipeline.from_model(model, "derain", device="cpu", tile=32, tile_pad=8)
     calls = []
 
-    def offset_tile(rgb, restore):  # each tile adds its own constant: a seam if stitched hard
+    def offset_tile(rgb, restore, given=None):  # each tile adds its own constant: a seam if stitched hard
         calls.append(1)
         return rgb + 0.01 * len(calls), np.zeros(rgb.shape[:2], bool)
 

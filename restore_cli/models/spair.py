@@ -44,11 +44,18 @@ class SPAIR(nn.Module):
         """NetL on a padded batch: (mask logits, features)."""
         return self.netl(x)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Restore a batch of RGB images in [0, 1]. Returns ``(restored, binary mask)``."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Restore a batch of RGB images in [0, 1]. Returns ``(restored, binary mask)``.
+
+        ``mask`` (B,1,H,W), if given, replaces NetL's mask (NetL still supplies
+        SFM's features): e.g. the ground truth, to see what a perfect NetL would give.
+        """
         xp, h, w = self._pad(x)
         logits, feats = self.netl(xp)
-        mask = (logits > 0).to(x.dtype)
+        if mask is None:
+            mask = (logits > 0).to(x.dtype)
+        else:
+            mask = F.pad(mask.to(x.dtype), (0, xp.shape[-1] - w, 0, xp.shape[-2] - h))
         out = self.netr(xp, mask, feats)
         return out[..., :h, :w], mask[..., :h, :w]
 
