@@ -75,9 +75,10 @@ class Pipeline:
         x = x.to(self.device).contiguous(memory_format=_layout(self.device))
         with torch.inference_mode():
             if restore:
-                if given is not None:  # a mask that replaces NetL's
-                    given = torch.from_numpy(np.ascontiguousarray(given))[None, None].to(self.device)
-                out, mask = self.model(x, given)
+                override = None  # a mask that replaces NetL's
+                if given is not None:
+                    override = torch.from_numpy(given.astype(np.float32))[None, None].to(self.device)
+                out, mask = self.model(x, override)
                 return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), mask[0, 0].cpu().numpy() > 0.5
             prob = self.model.predict_mask(x)
             return None, prob[0, 0].cpu().numpy() > 0.5
@@ -130,11 +131,9 @@ class Pipeline:
         ``mask`` (bool (H, W)), if given, replaces NetL's: e.g. a synthesis's
         ground truth, to score what a perfect NetL would give (``recipes/eval.py --mask gt``).
         """
-        if mask is not None:
-            mask = mask.astype(np.float32)
-        out, mask = self._tiled(rgb, restore=True, given=mask)
+        out, used_mask = self._tiled(rgb, restore=True, given=mask)
         assert out is not None
-        return out, mask
+        return out, used_mask
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """The predicted degradation mask, bool (H, W)."""
