@@ -88,8 +88,12 @@ def test_active_set_is_shared_across_convs():
 
 def test_active_set_taps_point_at_active_neighbours():
     mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])[None, None]
-    taps = fast.ActiveSet(mask).taps(3)  # active pixels in raster order: (0,0) (0,2) (1,0) (1,1)
+    active = fast.ActiveSet(mask)
+    taps = active.taps(3)  # active pixels in raster order: (0,0) (0,2) (1,0) (1,1)
     n = 4  # the "no neighbour" row
+    assert active.rank.tolist() == [[[0, n, 1], [2, 3, n]]]  # what scatter gathers each pixel from
+    assert [t.tolist() for t in active.coords] == [[0, 0, 0, 0], [0, 0, 1, 1], [0, 2, 0, 1]]
+    assert active.index.tolist() == [0, 2, 3, 4]
     assert taps[0].tolist() == [n, n, n, n, 0, n, n, 2, 3]
     assert taps[3].tolist() == [0, n, 1, 2, 3, n, n, n, n]
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from restore_cli.models import TINY, load_spair
+from restore_cli.models import SPAIR, TINY, load_spair
 from restore_cli.synth.degraders import degrader
 from restore_cli.train.data import SyntheticPairs, fixed_val_set
-from restore_cli.train.loop import export, load_checkpoint, train, validate
+from restore_cli.train.loop import _frozen_netl_pass, export, load_checkpoint, mask_cuts, train, validate
 from restore_cli.train.recipe import Recipe
 
 from .test_synth import photo
@@ -123,6 +123,23 @@ def test_netr_resume_picks_up_a_netl_trained_further(setup, tmp_path):
     assert netr["step"] == 3
     keys = [k for k in netl if k.startswith("netl.")]
     assert all(torch.equal(netr["model"][k], netl[k]) for k in keys)  # the further-trained NetL
+
+
+def test_netr_mask_jitter_cuts_each_sample_at_its_own_logit(setup):
+    """netr_mask_jitter: NetR trains on NetL's mask cut per sample at a logit in [-J, J],
+    the same cuts for the same step (resume), none without it."""
+    recipe, _, val = setup
+    assert torch.equal(mask_cuts(recipe, 3, 4), torch.zeros(4))
+    jittered = replace(recipe, netr_mask_jitter=2.0)
+    cuts = mask_cuts(jittered, 3, 64)
+    assert torch.equal(cuts, mask_cuts(jittered, 3, 64)) and not torch.equal(cuts, mask_cuts(jittered, 4, 64))
+    assert cuts.abs().max() <= 2.0 and cuts.min() < -1 and cuts.max() > 1  # spread over the range
+    model = SPAIR(recipe.model).eval()
+    degraded = val[0][:3]
+    logits, _ = model.netl(degraded)
+    mask, _ = _frozen_netl_pass(model, degraded, torch.tensor([-1e9, 0.0, 1e9]))
+    assert mask[0].all() and not mask[2].any()  # the lowest cut flags everything, the highest nothing
+    assert torch.equal(mask[1], (logits[1] > 0).float())
 
 
 def test_crop_grows_on_schedule(setup):

@@ -57,9 +57,16 @@ class ActiveSet:
         return self.count == self.mask.numel() and bool((self.mask == 1).all())
 
     @cached_property
+    def coords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(b, y, x)`` of each active pixel, in raster order."""
+        return self.mask[:, 0].nonzero(as_tuple=True)
+
+    @cached_property
     def index(self) -> torch.Tensor:
-        """Flat indices ``b*H*W + y*W + x`` of the active pixels, in raster order."""
-        return torch.flatten(self.mask).nonzero().squeeze(1)
+        """Flat indices ``b*H*W + y*W + x`` of the active pixels, in raster order (from
+        ``coords``: cheaper than a flat ``nonzero`` and three int64 divisions)."""
+        b, y, x = self.coords
+        return (b * self.height + y) * self.width + x
 
     @cached_property
     def values(self) -> torch.Tensor:
@@ -69,55 +76,59 @@ class ActiveSet:
     @cached_property
     def binary(self) -> bool:
         """Every active pixel has mask value 1 (NetL's masks): scaling by the mask is a no-op."""
-        return int(torch.count_nonzero(self.mask == 1)) == self.count
+        return bool((self.values == 1).all())
 
     def scaled(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows`` (one per active pixel) times the mask value there."""
-        return rows if self.binary else rows * self.values[:, None]
+        """``rows`` (one per active pixel, then the zero row) times the mask value there."""
+        return rows if self.binary else rows * F.pad(self.values, (0, 1))[:, None]
 
     @cached_property
-    def coords(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(b, y, x)`` of each active pixel."""
-        hw = self.height * self.width
-        return self.index // hw, self.index % hw // self.width, self.index % self.width
+    def rank(self) -> torch.Tensor:
+        """``(B, H, W)``: each active pixel's position among the active pixels, N at the
+        inactive ones; int32 where N fits (less memory to build and to read than int64)."""
+        dtype = torch.int32 if self.count < 2**31 else torch.long
+        rank = torch.full((self.mask.numel(),), self.count, dtype=dtype, device=self.mask.device)
+        rank.index_copy_(0, self.index, torch.arange(self.count, dtype=dtype, device=self.mask.device))
+        return rank.view(self.batch, self.height, self.width)
 
     def taps(self, k: int) -> torch.Tensor:
         """``(N, k*k)``: for each active pixel and each tap of a k x k kernel (Conv2d's
         (ky, kx) order), the position of that neighbour among the active pixels, or N
-        where the neighbour is inactive or outside the image; int32 where the padded
-        grid's indices fit (less memory to build and to read than int64)."""
+        where the neighbour is inactive or outside the image."""
         if k not in self._taps:
-            r, dev = k // 2, self.mask.device
+            r = k // 2
             b, y, x = self.coords
-            ph, pw = self.height + 2 * r, self.width + 2 * r  # grid with an r-pixel border
-            centre = (b * ph + y + r) * pw + x + r
-            dtype = torch.int32 if self.batch * ph * pw < 2**31 else torch.long
-            rank = torch.full((self.batch * ph * pw,), self.count, dtype=dtype, device=dev)
-            rank.index_copy_(0, centre, torch.arange(self.count, dtype=dtype, device=dev))
-            centre = centre.to(dtype)
-            d = torch.arange(-r, r + 1, dtype=dtype, device=dev)
+            grid = F.pad(self.rank, (r, r, r, r), value=self.count) if r else self.rank  # r-pixel border of N
+            ph, pw = grid.shape[1:]
+            dtype = torch.int32 if grid.numel() < 2**31 else torch.long  # of the indices into grid
+            centre = ((b * ph + y + r) * pw + x + r).to(dtype)
+            d = torch.arange(-r, r + 1, dtype=dtype, device=grid.device)
             offsets = (d[:, None] * pw + d[None, :]).flatten()
-            self._taps[k] = rank.index_select(0, (centre[:, None] + offsets).flatten()).view(-1, k * k)
+            self._taps[k] = grid.flatten().index_select(0, (centre[:, None] + offsets).flatten()).view(-1, k * k)
         return self._taps[k]
 
+    # Rows: a (N + 1, C) tensor holds a value per active pixel, then a row of zeros
+    # (where ``taps`` points for inactive neighbours, and ``rank`` for inactive pixels).
+
     def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N + 1, C)``: x * mask at the active pixels, then a row of zeros (where
-        ``taps`` points for inactive neighbours)."""
+        """x * mask at the active pixels, as rows."""
         b, c, h, w = x.shape
         if _channels_last(x):  # each pixel's channels are contiguous: much faster
-            feats = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, self.index)
+            rows = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, F.pad(self.index, (0, 1)))
+            rows[-1] = 0  # gathered from pixel 0
         else:
-            feats = x.reshape(b, c, h * w)[self.index // (h * w), :, self.index % (h * w)]
-        return F.pad(self.scaled(feats), (0, 0, 0, 1))
+            b, y, xx = self.coords
+            rows = F.pad(x.permute(0, 2, 3, 1)[b, y, xx], (0, 0, 0, 1))
+        return self.scaled(rows)
 
     def scatter(self, rows: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-        """``(N, C)`` values at the active pixels -> ``(B, C, H, W)``, zeros elsewhere,
-        in channels-last memory format if asked."""
-        c, pixels = rows.shape[1], self.batch * self.height * self.width
-        if channels_last:
-            out = rows.new_zeros(pixels, c).index_copy_(0, self.index, rows)
+        """Rows -> ``(B, C, H, W)``, zeros at the inactive pixels, in channels-last
+        memory format if asked."""
+        c = rows.shape[1]
+        if channels_last:  # a gather of every pixel's row: one pass over the output
+            out = rows.index_select(0, self.rank.flatten())
             return out.view(self.batch, self.height, self.width, c).permute(0, 3, 1, 2)
-        out = rows.new_zeros(c, pixels).index_copy_(1, self.index, rows.T)
+        out = rows.new_zeros(c, self.mask.numel()).index_copy_(1, self.index, rows[:-1].T)
         return out.view(c, self.batch, self.height, self.width).transpose(0, 1).contiguous()
 
 
@@ -156,8 +167,8 @@ def sparse_conv2d(
 def _conv_rows(
     feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, active: ActiveSet
 ) -> torch.Tensor:
-    """The conv at the active pixels, ``(N, C_out)``, from their features ``feats``
-    (``(N + 1, C)``, zero last row, as ``ActiveSet.gather`` gives them).
+    """The conv at the active pixels, as rows (``ActiveSet``), from their features
+    ``feats``, rows too.
 
     The im2col rows are built and multiplied ``CHUNK_ELEMENTS`` at a time, so
     they stay in cache (and clear of allocations big enough to be mmapped).
@@ -170,7 +181,7 @@ def _conv_rows(
         _linear(feats.index_select(0, taps[i : i + step].flatten()).view(-1, k * k * cin), kernel, bias)
         for i in range(0, active.count, step)
     ]
-    return torch.cat(rows) if rows else feats.new_zeros(0, cout)
+    return torch.cat([*rows, feats.new_zeros(1, cout)])
 
 
 def masked_conv_stack(
@@ -192,10 +203,9 @@ def masked_conv_stack(
         return reference.masked_conv_stack(x, mask, convs, fuse, slope, conv=partial(masked_conv2d, active=active))
     if active.density > STACK_DENSE_ABOVE:
         return reference.masked_conv_stack(x * mask, mask, convs, fuse, slope, conv=_conv_then_mask)
-    rows = active.gather(x)  # (N + 1, C)
+    rows = active.gather(x)
     for weight, bias in convs:
-        new = F.leaky_relu(_conv_rows(rows, weight, bias, active), slope)
-        rows = torch.cat([rows, F.pad(new, (0, 0, 0, 1))], dim=1)  # keeps the zero last row
+        rows = torch.cat([rows, F.leaky_relu(_conv_rows(rows, weight, bias, active), slope)], dim=1)
     return active.scatter(_conv_rows(rows, *fuse, active), channels_last=_channels_last(x))
 
 

@@ -45,10 +45,19 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor):
+def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor, cut: torch.Tensor | float = 0.0):
+    """NetL's mask (its logits above ``cut``: a number, or one per sample) and its features."""
     with torch.no_grad():
         logits, feats = model.netl(degraded)
-    return (logits > 0).float(), [f.detach() for f in feats]
+    cut = torch.as_tensor(cut, dtype=logits.dtype).reshape(-1, 1, 1, 1)
+    return (logits > cut).float(), [f.detach() for f in feats]
+
+
+def mask_cuts(recipe: Recipe, step: int, batch: int) -> torch.Tensor:
+    """The logit each sample's NetR training mask is cut at: uniform in
+    ``[-netr_mask_jitter, netr_mask_jitter]``, a function of ``(seed, step)`` for ``--resume``."""
+    rng = np.random.default_rng([recipe.seed, step, 7])
+    return torch.from_numpy(rng.uniform(-1, 1, batch).astype(np.float32)) * recipe.netr_mask_jitter
 
 
 def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
@@ -184,7 +193,7 @@ def train(
             logits, _ = model.netl(degraded)
             loss = mask_loss(logits, gt_mask, recipe)
         else:
-            mask, feats = _frozen_netl_pass(model, degraded)
+            mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
             loss = F.l1_loss(model.netr(degraded, mask, feats), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
