@@ -1,5 +1,6 @@
 """Training smoke tests: a tiny model learns in a few steps, and --resume is exact."""
 
+import copy
 import json
 from dataclasses import replace
 
@@ -41,7 +42,8 @@ def test_recipe_synth_options_reach_the_degrader(setup, tmp_path):
     for name, mix in (("light", [1, 0, 0, 0]), ("extreme", [0, 0, 0, 1])):
         r = Recipe.from_dict({**recipe.to_dict(), "synth": {"mix": mix}})
         assert Recipe.from_dict(json.loads(json.dumps(r.to_dict()))).synth == {"mix": mix}  # as checkpoints store it
-        pairs, (degraded, clean, _) = datasets(r, root, root)
+        pairs, (degraded, clean, _) = datasets(replace(r, scene_relight=0.5), root, root)
+        assert pairs.relight == 0.5  # the recipe's relighting reaches the training pairs
         train_degraded, train_clean, _ = pairs.batch(0, 0, 2)
         scores[name] = (psnr(degraded.numpy(), clean.numpy(), 1.0), psnr(train_degraded.numpy(), train_clean.numpy(), 1.0))
     assert all(light > 22 > 16 > extreme for light, extreme in zip(scores["light"], scores["extreme"])), scores
@@ -53,6 +55,24 @@ def test_batches_depend_only_on_seed_and_step(setup):
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], data.batch(0, 6, 2)[0])
 
+
+def test_scene_relight_changes_the_clean_target_too(setup):
+    """scene_relight relights the clean crop before it is degraded: the pair stays a pair
+    (the GT mask is still thresholded |degraded - clean|), the val batch is untouched."""
+    from restore_cli.synth.mask import degradation_mask
+    from restore_cli.train.data import relight
+
+    recipe, data, _ = setup
+    lit = copy.copy(data)
+    lit.relight = 1.0
+    plain, relit = data.batch(0, 3, 4), lit.batch(0, 3, 4)
+    assert not torch.equal(plain[1], relit[1]) and relit[1].mean() < plain[1].mean()  # relit: mostly darker
+    assert torch.equal(relit[1], lit.batch(0, 3, 4)[1])  # still a function of (seed, step)
+    for degraded, clean, mask in zip(*relit):
+        want = degradation_mask(degraded.permute(1, 2, 0).numpy(), clean.permute(1, 2, 0).numpy(), recipe.threshold)
+        assert np.array_equal(mask[0].numpy() > 0.5, want)
+    crop = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    assert np.array_equal(relight(crop, np.random.default_rng(1), 0.0), crop)  # strength 0: the photo as it is
 
 def test_netl_then_netr_losses_fall(setup, tmp_path):
     recipe, data, val = setup

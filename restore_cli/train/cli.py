@@ -42,7 +42,7 @@ def datasets(recipe, data: Path, val: Path):
     if (data / "input").is_dir() and (data / "target").is_dir():
         pairs = PairedFolder(data, recipe.crop, recipe.threshold)
     else:
-        pairs = SyntheticPairs(data, degrade, recipe.crop, recipe.threshold)
+        pairs = SyntheticPairs(data, degrade, recipe.crop, recipe.threshold, relight=recipe.scene_relight)
     return pairs, fixed_val_set(val, degrade, recipe.val_n, recipe.val_seed, recipe.val_crop, recipe.threshold)
 
 

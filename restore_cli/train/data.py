@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
@@ -27,8 +28,6 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Float32 RGB in [0, 1] (training data only; the CLI has its own careful reader)."""
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"{path}: cannot read image")
@@ -43,6 +42,24 @@ def _augment(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray]:
         a = a[::-1] if flip_v else a
         out.append(np.ascontiguousarray(a))
     return out
+
+
+def relight(clean: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """The same scene in other light: exposure (mostly darker), gamma, white balance, and a
+    smooth illumination falloff across the frame; ``strength`` 1 gives a wide range.
+
+    Applied to the clean crop before it is degraded (so the target is relit too), it
+    shows NetL dark and bluish regions that are not shadows: dusk skies, dim foliage,
+    dark rock. Without it every training photo is a well-exposed daylight one, and NetL
+    learns that dark-and-blue alone means shadow.
+    """
+    h, w = clean.shape[:2]
+    exposure = np.exp(rng.uniform(-0.9, 0.3) * strength)
+    gamma = np.exp(rng.uniform(-0.3, 0.3) * strength)
+    balance = np.exp(rng.normal(0.0, 0.08 * strength, 3)).astype(np.float32)
+    falloff = rng.uniform(1.0 - 0.5 * strength, 1.0, (3, 3)).astype(np.float32)
+    falloff = cv2.resize(falloff, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    return np.clip(clean**gamma * (exposure * balance) * falloff, 0.0, 1.0).astype(np.float32)
 
 
 def _to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
@@ -66,11 +83,13 @@ class SyntheticPairs:
         crop: int,
         threshold: float = DEFAULT_THRESHOLD,
         margin: int = 24,
+        relight: float = 0.0,
     ):
         self.images = [read_rgb(p) for p in list_images(clean_dir)]
         if not self.images:
             raise ValueError(f"{clean_dir}: no images found")
         self.degrade, self.crop, self.threshold, self.margin = degrade, crop, threshold, margin
+        self.relight = relight
 
     def sample(self, rng: np.random.Generator, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img = self.images[int(rng.integers(len(self.images)))]
@@ -78,6 +97,8 @@ class SyntheticPairs:
         y = int(rng.integers(img.shape[0] - size + 1))
         x = int(rng.integers(img.shape[1] - size + 1))
         clean = img[y : y + size, x : x + size]
+        if self.relight:
+            clean = relight(clean, rng, self.relight)
         degraded, mask = degrade_with_mask(self.degrade, clean, rng, self.threshold)
         m = (size - crop) // 2
         clean, degraded, mask = (a[m : m + crop, m : m + crop] for a in (clean, degraded, mask))

@@ -27,6 +27,9 @@ class Recipe:
     # Keyword options of the task's degrader, e.g. {"mix": [light, medium, heavy, extreme]}
     # for derain's regime weights; empty: its defaults.
     synth: dict = field(default_factory=dict)
+    # Strength of ``data.relight`` (the clean scene in other light before it is degraded;
+    # training pairs only, not the val batch); 0: the photos as they are.
+    scene_relight: float = 0.0
     netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
     netl_steps: int = 3000
     netr_steps: int = 20000
