@@ -80,8 +80,7 @@ class Pipeline:
                     override = torch.from_numpy(given.astype(np.float32))[None, None].to(self.device)
                 out, mask = self.model(x, override)
                 return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), mask[0, 0].cpu().numpy() > 0.5
-            prob = self.model.predict_mask(x)
-            return None, prob[0, 0].cpu().numpy() > 0.5
+            return None, self.model.predict_mask(x)[0, 0].cpu().numpy() > 0.5
 
     def _tiled(
         self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None

@@ -58,6 +58,28 @@ def test_config_round_trip():
     assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_mask_logit_sets_where_netl_s_mask_is_cut(tmp_path):
+    """``mask_logit`` moves the cut for forward, predict_mask and the saved file alike;
+    at its default it is not written, so the weights exported before it keep their bytes."""
+    from dataclasses import replace
+
+    assert "mask_logit" not in TINY.to_dict()
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16)
+    model = SPAIR(TINY).eval()
+    with torch.no_grad():
+        logits = model.netl(x)[0]
+        cut = float(logits.median())  # half the pixels above it
+        shifted = SPAIR(replace(TINY, mask_logit=cut)).eval()
+        shifted.load_state_dict(model.state_dict())
+        _, mask = shifted(x)
+        assert torch.equal(mask, (logits > cut).float()) and 0 < mask.mean() < 1
+        assert torch.equal(shifted.predict_mask(x), mask)
+        assert torch.equal(model.predict_mask(x), (logits > 0).float())
+    save_spair(shifted, tmp_path / "w.safetensors")
+    assert load_spair(tmp_path / "w.safetensors").cfg.mask_logit == cut
+
+
 def test_sc_is_zero_on_clean_pixels():
     sc = SC(4, growth=2, layers=6)
     x = torch.randn(1, 4, 10, 10)

@@ -154,6 +154,8 @@ def test_netr_mask_jitter_cuts_each_sample_at_its_own_logit(setup):
     cuts = mask_cuts(jittered, 3, 64)
     assert torch.equal(cuts, mask_cuts(jittered, 3, 64)) and not torch.equal(cuts, mask_cuts(jittered, 4, 64))
     assert cuts.abs().max() <= 2.0 and cuts.min() < -1 and cuts.max() > 1  # spread over the range
+    recalibrated = replace(jittered, model=replace(recipe.model, mask_logit=-0.5))
+    assert torch.allclose(mask_cuts(recalibrated, 3, 64), cuts - 0.5)  # around the model's own cut
     model = SPAIR(recipe.model).eval()
     degraded = val[0][:3]
     logits, _ = model.netl(degraded)

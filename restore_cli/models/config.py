@@ -37,16 +37,22 @@ class NetRConfig:
 class SPAIRConfig:
     netl: NetLConfig = field(default_factory=NetLConfig)
     netr: NetRConfig = field(default_factory=NetRConfig)
+    # NetL's logit above which a pixel counts as degraded (0: probability 0.5). A recipe
+    # shifts it to recalibrate a NetL that is too cautious or too eager on unseen photos.
+    mask_logit: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["mask_logit"] == 0.0:  # left out at its default: the weights exported before it keep their bytes
+            del d["mask_logit"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SPAIRConfig":
         def fix(sub: dict) -> dict:
             return {k: tuple(v) if isinstance(v, list) else v for k, v in sub.items()}
 
-        return cls(NetLConfig(**fix(d["netl"])), NetRConfig(**fix(d["netr"])))
+        return cls(NetLConfig(**fix(d["netl"])), NetRConfig(**fix(d["netr"])), float(d.get("mask_logit", 0.0)))
 
 
 TINY = SPAIRConfig(

@@ -1,7 +1,7 @@
 """NetL, the distortion localisation network (SPAIR Sec. 3.1).
 
 A light densely connected U-Net. It outputs one channel of mask logits
-(sigmoid > 0.5 means "degraded") and exposes the inputs of its strided
+(above ``SPAIRConfig.mask_logit``, 0 by default, means "degraded") and exposes the inputs of its strided
 convolutions, which NetR's SFM fuses additively.
 
 Choices where the paper is silent (its layer table is in the supplement):

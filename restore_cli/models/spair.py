@@ -53,16 +53,20 @@ class SPAIR(nn.Module):
         xp, h, w = self._pad(x)
         logits, feats = self.netl(xp)
         if mask is None:
-            mask = (logits > 0).to(x.dtype)
+            mask = self.cut(logits)
         else:
             mask = F.pad(mask.to(x.dtype), (0, xp.shape[-1] - w, 0, xp.shape[-2] - h))
         out = self.netr(xp, mask, feats)
         return out[..., :h, :w], mask[..., :h, :w]
 
+    def cut(self, logits: torch.Tensor) -> torch.Tensor:
+        """NetL's logits -> the binary mask (1 where degraded), at ``cfg.mask_logit``."""
+        return (logits > self.cfg.mask_logit).to(logits.dtype)
+
     def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """Mask probabilities (B,1,H,W) from NetL alone."""
+        """The binary mask (B,1,H,W) from NetL alone, cut as ``forward`` cuts it."""
         xp, h, w = self._pad(x)
-        return torch.sigmoid(self.netl(xp)[0])[..., :h, :w]
+        return self.cut(self.netl(xp)[0])[..., :h, :w]
 
 
 def save_spair(model: SPAIR, path: str | Path, extra: dict[str, str] | None = None) -> None:

@@ -45,19 +45,23 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor, cut: torch.Tensor | float = 0.0):
-    """NetL's mask (its logits above ``cut``: a number, or one per sample) and its features."""
+def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor, cut: torch.Tensor | float | None = None):
+    """NetL's mask (its logits above ``cut``: a number, one per sample, or by default the
+    model's ``mask_logit``) and its features."""
     with torch.no_grad():
         logits, feats = model.netl(degraded)
+    cut = model.cfg.mask_logit if cut is None else cut
     cut = torch.as_tensor(cut, dtype=logits.dtype).reshape(-1, 1, 1, 1)
     return (logits > cut).float(), [f.detach() for f in feats]
 
 
 def mask_cuts(recipe: Recipe, step: int, batch: int) -> torch.Tensor:
-    """The logit each sample's NetR training mask is cut at: uniform in
-    ``[-netr_mask_jitter, netr_mask_jitter]``, a function of ``(seed, step)`` for ``--resume``."""
+    """The logit each sample's NetR training mask is cut at: the model's ``mask_logit``
+    plus a uniform draw from ``[-netr_mask_jitter, netr_mask_jitter]``, a function of
+    ``(seed, step)`` for ``--resume``."""
     rng = np.random.default_rng([recipe.seed, step, 7])
-    return torch.from_numpy(rng.uniform(-1, 1, batch).astype(np.float32)) * recipe.netr_mask_jitter
+    jitter = torch.from_numpy(rng.uniform(-1, 1, batch).astype(np.float32)) * recipe.netr_mask_jitter
+    return recipe.model.mask_logit + jitter
 
 
 def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
@@ -88,7 +92,7 @@ def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Re
         if stage == "netl":
             logits, _ = model.netl(degraded)
             bce = mask_loss(logits, gt_mask, recipe).item()
-            result = {"bce": bce, "f1": f1_score(logits.numpy() > 0, gt_mask.numpy() > 0.5)}
+            result = {"bce": bce, "f1": f1_score(model.cut(logits).numpy() > 0, gt_mask.numpy() > 0.5)}
         else:
             mask, feats = _frozen_netl_pass(model, degraded)
             out = model.netr(degraded, mask, feats).clamp(0, 1)
