@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "ab6e9c33cfc92ad85a3dd1711648dc98ea6d63bc66123094d88017e885f2b543",
     "deraindrop": "d91eb6b79657f5a2ac8bfdf7734e8998b45f6dbe645332d47f2682719eff1aea",
-    "deshadow": "beafd957e4fd10cbecb66b725a3334a4ba5c10100996054fd5600fdf0c97e1cf",
+    "deshadow": "a44d5ca0f34bf7809ad64a7f395f945e2cfedaf1732364f1abfea39483cc17fc",
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
 }
 
@@ -63,7 +63,7 @@ class WeightsRecord:
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-mix2",  # derain-lctx (NetL and NetR with global context) fine-tuned with "extreme" rain in the mix, twice
     "deraindrop": "deraindrop-ctx4",  # deraindrop's NetR with global context, fine-tuned, then on 128 and 160 px crops
-    "deshadow": "deshadow-fullp",  # deshadow-deep's NetL on 320 px crops with shadow pixels weighted 0.6, NetR adapted
+    "deshadow": "deshadow-relight",  # deshadow-fullp's NetL on relit scenes, cut at p 0.3; NetR adapted on jittered masks
 }
 
 
