@@ -112,7 +112,7 @@ class ActiveSet:
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """x * mask at the active pixels, as rows."""
-        b, c, h, w = x.shape
+        c = x.shape[1]
         if _channels_last(x):  # each pixel's channels are contiguous: much faster
             rows = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, F.pad(self.index, (0, 1)))
             rows[-1] = 0  # gathered from pixel 0

@@ -52,9 +52,10 @@ class Recipe:
     netl_init: str = ""
     netr_ema: float = 0.0  # decay of the moving average of NetR's weights that is shipped (0: none)
     netr_ema_start: int = 0  # NetR step the average starts at
-    # NetR trains on NetL's mask cut at a logit drawn per sample from [-J, J] instead of 0:
-    # masks with NetL's own kind of false alarms and misses, as on photos it has not seen,
-    # so that NetR learns not to restore a region only because it is flagged (0: cut at 0).
+    # NetR trains on NetL's mask cut at the model's ``mask_logit`` plus a logit drawn per
+    # sample from [-J, J]: masks with NetL's own kind of false alarms and misses, as on
+    # photos it has not seen, so that NetR learns not to restore a region only because it
+    # is flagged (0: every mask cut at ``mask_logit``, as in inference).
     netr_mask_jitter: float = 0.0
     val_n: int = 8
     val_seed: int = 1234
