@@ -44,6 +44,7 @@ def test_recipe_synth_options_reach_the_degrader(setup, tmp_path):
         assert Recipe.from_dict(json.loads(json.dumps(r.to_dict()))).synth == {"mix": mix}  # as checkpoints store it
         pairs, (degraded, clean, _) = datasets(replace(r, scene_relight=0.5), root, root)
         assert pairs.relight == 0.5  # the recipe's relighting reaches the training pairs
+        assert torch.equal(datasets(r, root, root)[1][1], clean)  # ... and not the val batch
         train_degraded, train_clean, _ = pairs.batch(0, 0, 2)
         scores[name] = (psnr(degraded.numpy(), clean.numpy(), 1.0), psnr(train_degraded.numpy(), train_clean.numpy(), 1.0))
     assert all(light > 22 > 16 > extreme for light, extreme in zip(scores["light"], scores["extreme"])), scores
@@ -58,7 +59,7 @@ def test_batches_depend_only_on_seed_and_step(setup):
 
 def test_scene_relight_changes_the_clean_target_too(setup):
     """scene_relight relights the clean crop before it is degraded: the pair stays a pair
-    (the GT mask is still thresholded |degraded - clean|), the val batch is untouched."""
+    (the GT mask is still thresholded |degraded - clean|)."""
     from restore_cli.synth.mask import degradation_mask
     from restore_cli.train.data import relight
 
@@ -73,6 +74,7 @@ def test_scene_relight_changes_the_clean_target_too(setup):
         assert np.array_equal(mask[0].numpy() > 0.5, want)
     crop = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
     assert np.array_equal(relight(crop, np.random.default_rng(1), 0.0), crop)  # strength 0: the photo as it is
+
 
 def test_netl_then_netr_losses_fall(setup, tmp_path):
     recipe, data, val = setup
