@@ -59,9 +59,11 @@ class SPAIR(nn.Module):
         out = self.netr(xp, mask, feats)
         return out[..., :h, :w], mask[..., :h, :w]
 
-    def cut(self, logits: torch.Tensor) -> torch.Tensor:
-        """NetL's logits -> the binary mask (1 where degraded), at ``cfg.mask_logit``."""
-        return (logits > self.cfg.mask_logit).to(logits.dtype)
+    def cut(self, logits: torch.Tensor, at: torch.Tensor | float | None = None) -> torch.Tensor:
+        """NetL's logits (B,1,H,W) -> the binary mask (1 where degraded), cut at ``at``
+        (a number, or one per sample; by default ``cfg.mask_logit``)."""
+        at = self.cfg.mask_logit if at is None else at
+        return (logits > torch.as_tensor(at, dtype=logits.dtype).reshape(-1, 1, 1, 1)).to(logits.dtype)
 
     def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
         """The binary mask (B,1,H,W) from NetL alone, cut as ``forward`` cuts it."""

@@ -46,13 +46,11 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def _frozen_netl_pass(model: SPAIR, degraded: torch.Tensor, cut: torch.Tensor | float | None = None):
-    """NetL's mask (its logits above ``cut``: a number, one per sample, or by default the
+    """NetL's mask (``SPAIR.cut`` at ``cut``: a number, one per sample, or by default the
     model's ``mask_logit``) and its features."""
     with torch.no_grad():
         logits, feats = model.netl(degraded)
-    cut = model.cfg.mask_logit if cut is None else cut
-    cut = torch.as_tensor(cut, dtype=logits.dtype).reshape(-1, 1, 1, 1)
-    return (logits > cut).float(), [f.detach() for f in feats]
+    return model.cut(logits, cut), [f.detach() for f in feats]
 
 
 def mask_cuts(recipe: Recipe, step: int, batch: int) -> torch.Tensor:
