@@ -15,6 +15,9 @@ rain, so its masks are not sparse like a trained one's. Rainy inputs can be
 made with ``restore synth rain --clean DIR --out OUT --n 4``.
 
     python benchmarks/end_to_end.py FOLDER [--weights FILE|random] [--limit 4] [--device cpu] [--threads N]
+                                           [--precision auto|fp32|bf16]
+
+``--precision`` as for ``restore`` (auto: bf16 on a CPU that computes it natively).
 
 Last line, JSON: seconds per image for each of the three (medians in process).
 """
@@ -46,14 +49,14 @@ REPO = Path(__file__).resolve().parents[1]
 OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention")
 
 
-def cli_seconds_per_image(images: list[Path], weights: Path, tmp: Path, device: str, env: dict) -> float:
+def cli_seconds_per_image(images: list[Path], weights: Path, tmp: Path, device: str, precision: str, env: dict) -> float:
     """Wall seconds of one ``restore derain`` run over a folder of ``images``, per image."""
     folder = tmp / "in"
     folder.mkdir()
     for image in images:
         (folder / image.name).symlink_to(image.resolve())
     cmd = [sys.executable, "-m", "restore_cli", "derain", str(folder), "-o", str(tmp / "out"),
-           "--weights", str(weights), "--device", device, "--quiet"]
+           "--weights", str(weights), "--device", device, "--precision", precision, "--quiet"]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4, help="images to time (the first, sorted)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch / OpenMP threads")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     args = parser.parse_args()
 
     images = list_images(args.folder)[: args.limit]
@@ -120,16 +124,16 @@ def main() -> None:
             torch.manual_seed(0)
             weights = Path(tmp) / "random_spair.safetensors"
             save_spair(SPAIR(SPAIRConfig()), weights)
-        cli = cli_seconds_per_image(images, weights, Path(tmp), args.device, env)
+        cli = cli_seconds_per_image(images, weights, Path(tmp), args.device, args.precision, env)
         keep_freed_memory()  # as the CLI does
-        pipe = load_pipeline("derain", weights, args.device)
+        pipe = load_pipeline("derain", weights, args.device, precision=args.precision)
         rgbs = [read_image(image).rgb for image in images]
         ref, ref_results = in_process(pipe, rgbs, ReferenceOps)
         fast, fast_results = in_process(pipe, rgbs, dispatch)
     gap = max(float(abs(a[0] - b[0]).max()) for a, b in zip(ref_results, fast_results))
 
     print(f"weights: {'random SPAIR, default config' if label == 'random' else label}; "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}; {pipe.precision}")
     print(f"restore derain over the folder: {cli:.2f} s per image, start-up included")
     print(f"{'image':>24} {'size':>10} {'mask':>5} {'ref ops s':>9} {'fast ops s':>10}")
     for image, rgb, (_, mask), b, c in zip(images, rgbs, ref_results, ref, fast):

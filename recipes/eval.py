@@ -78,13 +78,15 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
     ap.add_argument("--mask", choices=["netl", "gt"], default="netl",
                     help="gt: NetR gets the synthesis's GT mask instead of NetL's (what a perfect NetL would give)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="what the networks compute in (restore's --precision); the README's numbers are fp32")
     args = ap.parse_args()
     unknown = set(args.sets or []) - set(SETS[args.task])
     if unknown:
         ap.error(f"--sets: {args.task} has no val set {', '.join(sorted(unknown))} (it has {', '.join(SETS[args.task])})")
     keep_freed_memory()  # as the CLI does: big feature maps reuse freed memory
     model, weights_id, _ = load_model(args.task, args.weights)
-    pipe = Pipeline.from_model(model, args.task, device="cpu")
+    pipe = Pipeline.from_model(model, args.task, device="cpu", precision=args.precision)
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
     sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
@@ -92,7 +94,7 @@ def main() -> None:
                for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
     mask_source = "the synthesis's GT mask" if args.mask == "gt" else "NetL's mask"
-    print(f"weights: {weights_id}; NetR given {mask_source}")
+    print(f"weights: {weights_id}; NetR given {mask_source}; {args.precision}")
     for conv in conventions:
         print(f"convention {conv.name}: {conv.source}")
     metrics = [m for conv in conventions for m in conv.metrics]

@@ -34,6 +34,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 app = typer.Typer(
     name="restore",
     help="Remove rain, raindrops, shadows or blur from photos with SPAIR.",
@@ -63,6 +69,9 @@ InputsArg = typer.Argument(..., metavar="INPUT", show_default=False,
                            help="Image files, folders (searched recursively, layout kept under -o) or glob patterns.")
 OutputOpt = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help="Output folder (created as needed).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="auto picks CUDA when available.")
+PrecisionOpt = typer.Option(Precision.auto, "--precision",
+                            help="What the networks compute in. auto: bf16 on a CPU that computes it natively "
+                                 "(about 1.6x faster, outputs within a few levels of fp32), else fp32.")
 TileOpt = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, help="Process tiles of N x N px (0 = the whole image at once).")
 TilePadOpt = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context px around each tile (no seams).")
 SkipExistingOpt = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs all exist (resume a batch).")
@@ -71,7 +80,7 @@ FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first file th
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only print errors (no progress bar, notes or summary).")
 
 
-def _load_pipeline(task: str, weights: Optional[Path], device: Device, tile: int, tile_pad: int):
+def _load_pipeline(task: str, weights: Optional[Path], device: Device, precision: Precision, tile: int, tile_pad: int):
     """The task's pipeline, or exit 2 with one line when weights or device are unavailable."""
     from . import pipeline
     from .batch import EXIT_USAGE
@@ -80,7 +89,7 @@ def _load_pipeline(task: str, weights: Optional[Path], device: Device, tile: int
 
     keep_freed_memory()  # big feature maps reuse freed memory instead of page-faulting in fresh pages
     try:
-        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad)
+        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad, precision.value)
     except (WeightsError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -117,8 +126,8 @@ def _report_notes(image, note, start: int = 0) -> int:
 
 
 def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext: Optional[str], save_mask: bool,
-                   device: Device, tile: int, tile_pad: int, skip_existing: bool, weights: Optional[Path],
-                   fail_fast: bool, quiet: bool) -> None:
+                   device: Device, precision: Precision, tile: int, tile_pad: int, skip_existing: bool,
+                   weights: Optional[Path], fail_fast: bool, quiet: bool) -> None:
     """What every restoration command does: restore each input into ``output``."""
     from .batch import Reporter
     from .imageio import is_supported_output_ext, read_image, write_image, write_mask
@@ -136,7 +145,7 @@ def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext:
         return [name, sidecar_name(name, "mask")] if save_mask else [name]
 
     jobs = _collect(inputs, output, names)
-    pipe = _load_pipeline(task, weights, device, tile, tile_pad)
+    pipe = _load_pipeline(task, weights, device, precision, tile, tile_pad)
 
     def work(job, note):
         image = read_image(job.src)
@@ -159,6 +168,7 @@ def _restore_command(task: str):
                                           help="Output format, e.g. png (default: the input's, or png where that cannot be written)."),
         save_mask: bool = typer.Option(False, "--save-mask", help="Also write the 0/255 mask as NAME_mask.png beside each output."),
         device: Device = DeviceOpt,
+        precision: Precision = PrecisionOpt,
         tile: int = TileOpt,
         tile_pad: int = TilePadOpt,
         skip_existing: bool = SkipExistingOpt,
@@ -166,8 +176,8 @@ def _restore_command(task: str):
         fail_fast: bool = FailFastOpt,
         quiet: bool = QuietOpt,
     ) -> None:
-        restore_images(task, inputs, output, suffix, ext, save_mask, device, tile, tile_pad, skip_existing,
-                       weights, fail_fast, quiet)
+        restore_images(task, inputs, output, suffix, ext, save_mask, device, precision, tile, tile_pad,
+                       skip_existing, weights, fail_fast, quiet)
 
     command.__doc__ = (f"{TASK_HELP[task]}\n\nEach output keeps its input's name (and format) under -o. Exit status: "
                        "0 all done, 1 some file failed, 2 no weights, 130 interrupted (resume with --skip-existing).")
@@ -186,6 +196,7 @@ def mask(
     output: Path = OutputOpt,
     task: Task = typer.Option(Task("derain"), "--task", help="Whose NetL predicts the mask."),
     device: Device = DeviceOpt,
+    precision: Precision = PrecisionOpt,
     tile: int = TileOpt,
     tile_pad: int = TilePadOpt,
     skip_existing: bool = SkipExistingOpt,
@@ -204,7 +215,7 @@ def mask(
     save = save or overlay
     kinds = ["mask"] * save + ["overlay"] * overlay
     jobs = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
-    pipe = _load_pipeline(task.value, weights, device, tile, tile_pad)
+    pipe = _load_pipeline(task.value, weights, device, precision, tile, tile_pad)
 
     def work(job, note):
         image = read_image(job.src)

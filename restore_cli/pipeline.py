@@ -32,6 +32,31 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). There oneDNN's
+    bf16 convs and GEMMs run about twice as fast as fp32 ones; elsewhere bf16 is emulated
+    and slower than fp32."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype the networks compute in: ``auto`` is bf16 on a CPU with native bf16,
+    fp32 elsewhere (the CUDA kernels are fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if device.type != "cpu":
+        if precision == "bf16":
+            raise ValueError("--precision bf16 runs on the CPU only (the CUDA kernels compute in fp32)")
+        return torch.float32
+    if precision == "auto":
+        return torch.bfloat16 if native_bf16() else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 def _layout(device: torch.device) -> torch.memory_format:
     """Channels-last on the CPU, where oneDNN's convs and the sparse ops' gathers run
     faster on it (benchmarks/end_to_end.py); the CUDA kernels take NCHW."""
@@ -61,11 +86,21 @@ class Pipeline:
     device: torch.device = torch.device("cpu")
     tile: int = DEFAULT_TILE
     tile_pad: int = DEFAULT_TILE_PAD
+    # bf16: convolutions and matrix products in bf16 (torch.autocast), the rest, and the
+    # residual added to the photo, in fp32. The weights stay fp32.
+    dtype: torch.dtype = torch.float32
 
     @classmethod
-    def from_model(cls, model: SPAIR, task: str, device: str = "auto", **kw) -> "Pipeline":
+    def from_model(
+        cls, model: SPAIR, task: str, device: str = "auto", precision: str = "fp32", **kw
+    ) -> "Pipeline":
         dev = pick_device(device)
-        return cls(model.to(dev, memory_format=_layout(dev)).eval(), task, device=dev, **kw)
+        dtype = pick_precision(precision, dev)
+        return cls(model.to(dev, memory_format=_layout(dev)).eval(), task, device=dev, dtype=dtype, **kw)
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
 
     def _run_tile(
         self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None
@@ -73,14 +108,15 @@ class Pipeline:
         # An (H, W, 3) array is already channels-last memory: no copy on the CPU.
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         x = x.to(self.device).contiguous(memory_format=_layout(self.device))
-        with torch.inference_mode():
+        bf16 = torch.autocast(self.device.type, torch.bfloat16, enabled=self.dtype == torch.bfloat16)
+        with torch.inference_mode(), bf16:
             if restore:
                 override = None  # a mask that replaces NetL's
                 if given is not None:
                     override = torch.from_numpy(given.astype(np.float32))[None, None].to(self.device)
                 out, mask = self.model(x, override)
-                return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), mask[0, 0].cpu().numpy() > 0.5
-            return None, self.model.predict_mask(x)[0, 0].cpu().numpy() > 0.5
+                return out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), (mask[0, 0] > 0.5).cpu().numpy()
+            return None, (self.model.predict_mask(x)[0, 0] > 0.5).cpu().numpy()
 
     def _tiled(
         self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None
@@ -145,6 +181,7 @@ def load_pipeline(
     device: str = "auto",
     tile: int = DEFAULT_TILE,
     tile_pad: int = DEFAULT_TILE_PAD,
+    precision: str = "fp32",
 ) -> Pipeline:
     """Resolve the task's weights (see ``restore_cli.weights``) and build its pipeline.
 
@@ -154,4 +191,6 @@ def load_pipeline(
     from .weights import load_model
 
     model, weights_id, sha = load_model(task, weights)
-    return Pipeline.from_model(model, task, device, weights_id=weights_id, sha256=sha, tile=tile, tile_pad=tile_pad)
+    return Pipeline.from_model(
+        model, task, device, precision, weights_id=weights_id, sha256=sha, tile=tile, tile_pad=tile_pad
+    )

@@ -283,10 +283,11 @@ def test_cli_weights_file_scores_that_checkpoint(tmp_path, tiny_weights):
     weights = tiny_weights
     make_layout(tmp_path / "data" / "Rain100L", "prenet", n=2)
     res = run_bench("--dataset", "Rain100L", "--weights", weights, "--root", tmp_path / "data", "--device", "cpu",
-              "--out", tmp_path / "out", "--save-outputs")
+              "--precision", "fp32", "--out", tmp_path / "out", "--save-outputs")
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["weights_id"] == str(weights) and len(report["sha256"]) == 64
+    assert report["device"] == "cpu (fp32)"
     assert sorted(p.name for p in (tmp_path / "out" / "outputs").iterdir()) == ["001.png", "002.png"]
 
 

@@ -22,7 +22,8 @@ def files_under(root: Path) -> set[Path]:
 
 
 def expected_mask(tiny_model, path: Path) -> np.ndarray:
-    pipe = restore_cli.pipeline.Pipeline.from_model(tiny_model, "derain", device="cpu")
+    """The mask the CLI computes by default (``--precision auto``)."""
+    pipe = restore_cli.pipeline.Pipeline.from_model(tiny_model, "derain", device="cpu", precision="auto")
     return pipe.mask(read_image(path).rgb)
 
 
@@ -41,6 +42,16 @@ def test_single_file(cli, loads, tmp_path):
     assert [c["task"] for c in loads] == ["derain"]
 
 
+def test_precision_reaches_the_pipeline_and_is_checked(cli, loads, tmp_path):
+    src = write_image(tmp_path / "rainy.png", (24, 32))
+    assert cli("derain", src, "-o", tmp_path / "a", "--precision", "fp32").exit_code == 0
+    assert cli("mask", src, "--precision", "bf16").exit_code == 0
+    assert [c["precision"] for c in loads] == ["fp32", "bf16"]
+    result = cli("derain", src, "-o", tmp_path / "b", "--precision", "fp16")
+    assert result.exit_code == 2 and "fp16" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_default_output_folder_is_restored(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "a.png")
@@ -57,7 +68,7 @@ def test_folder_keeps_layout_and_loads_once(cli, loads, tmp_path):
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path / "out") == {Path("a.png"), Path("sub/b.jpg"), Path("sub/deeper/c.tif")}
     assert Image.open(tmp_path / "out" / "sub" / "b.jpg").format == "JPEG"
-    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=16, tile_pad=4)]
+    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=16, tile_pad=4, precision="auto")]
 
 
 def test_glob_expanded_keeps_path_below_its_literal_part(cli, tmp_path):
@@ -297,6 +308,6 @@ def test_cuda_without_cupy_says_so(monkeypatch, capsys, has_cupy):
     fake = types.SimpleNamespace(device=torch.device("cuda"))
     monkeypatch.setattr(restore_cli.pipeline, "load_pipeline", lambda *a: fake)
     monkeypatch.setattr(cuda, "available", lambda: has_cupy)
-    assert restore_cli.cli._load_pipeline("derain", None, restore_cli.cli.Device.cuda, 512, 32) is fake
+    assert restore_cli.cli._load_pipeline("derain", None, restore_cli.cli.Device.cuda, restore_cli.cli.Precision.auto, 512, 32) is fake
     note = "CuPy is not installed" in capsys.readouterr().err
     assert note != has_cupy

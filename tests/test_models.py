@@ -147,6 +147,20 @@ def test_netl_may_have_more_levels_than_netr():
     assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_netr_may_have_more_levels_than_netl():
+    """A deeper NetR (a wider view, for long blurs): SFM only where NetL has a feature."""
+    from dataclasses import replace
+
+    cfg = replace(TINY, netr=replace(TINY.netr, widths=(8, 8, 12, 12)))
+    model = SPAIR(cfg)
+    assert model.multiple == 8
+    assert len(model.netr.sfm) == len(TINY.netl.widths) - 1 < len(model.netr.enc)
+    out, mask = model(torch.rand(1, 3, 21, 30))
+    assert out.shape == (1, 3, 21, 30) and mask.shape == (1, 1, 21, 30)
+    out.mean().backward()
+    assert model.netr.enc[-1].fuse.weight.grad.abs().sum() > 0  # the deepest level is used
+
+
 def test_global_context_starts_as_identity_and_sees_the_whole_image():
     from dataclasses import replace
 

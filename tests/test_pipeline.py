@@ -119,3 +119,41 @@ def test_tiles_blend_without_seams(model, monkeypatch):
     jumps = np.abs(np.diff(out[..., 0], axis=1)).max()
     assert jumps < 0.01 / 4  # a hard seam would jump by the full offset of 0.01
     assert out.min() >= 0.5 + 0.01 - 1e-6 and out.max() <= 0.5 + 0.04 + 1e-6
+
+
+def test_bf16_computes_in_bf16_and_returns_fp32_close_to_fp32(model):
+    rgb = np.random.default_rng(2).random((40, 48, 3), dtype=np.float32)
+    fp32 = Pipeline.from_model(model, "derain", device="cpu", precision="fp32", tile=0)
+    bf16 = Pipeline.from_model(model, "derain", device="cpu", precision="bf16", tile=0)
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    (out32, mask32), (out16, mask16) = fp32.restore(rgb), bf16.restore(rgb)
+    assert out16.dtype == np.float32 and mask16.dtype == bool
+    assert not np.array_equal(out16, out32)  # the convs did run in bf16
+    assert np.abs(out16 - out32).mean() < 2e-3
+    assert (mask16 != mask32).mean() < 0.05
+
+
+def test_bf16_adds_the_residual_to_the_photo_in_fp32():
+    torch.manual_seed(0)
+    model = SPAIR(TINY).eval()
+    torch.nn.init.zeros_(model.netr.tail.weight)
+    torch.nn.init.zeros_(model.netr.tail.bias)  # NetR's residual is 0: the output is the input
+    rgb = np.random.default_rng(3).random((24, 40, 3), dtype=np.float32)
+    out, _ = Pipeline.from_model(model, "derain", device="cpu", precision="bf16", tile=0).restore(rgb)
+    np.testing.assert_array_equal(out, rgb)  # not rounded to bf16's 8 bits of mantissa
+
+
+def test_precision_auto_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch):
+    import restore_cli.pipeline as pipeline
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(pipeline, "native_bf16", lambda: native)
+        assert pipeline.pick_precision("auto", cpu) == expected
+        assert pipeline.pick_precision("fp32", cpu) == torch.float32
+        assert pipeline.pick_precision("bf16", cpu) == torch.bfloat16  # asked for: even if emulated
+        assert pipeline.pick_precision("auto", cuda) == torch.float32  # the CUDA kernels are fp32
+    with pytest.raises(ValueError, match="CPU only"):
+        pipeline.pick_precision("bf16", cuda)
+    with pytest.raises(ValueError, match="choose from"):
+        pipeline.pick_precision("fp16", cpu)

@@ -196,6 +196,18 @@ def test_mask_loss_weights_degraded_pixels():
     torch.testing.assert_close(weighted - plain, 2 * wrong)
 
 
+def test_dice_term_is_one_minus_the_soft_f1_of_each_sample():
+    from restore_cli.train.loop import mask_loss, soft_dice_loss
+
+    gt = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]], [[[0.0, 0.0, 0.0, 0.0]]]])
+    right = torch.where(gt > 0, 20.0, -20.0)  # sure and right everywhere
+    assert soft_dice_loss(right, gt).item() < 1e-6  # the all-clean sample costs nothing either
+    half = torch.tensor([[[[20.0, -20.0, -20.0, -20.0]]], [[[-20.0] * 4]]])  # finds one of two pixels
+    torch.testing.assert_close(soft_dice_loss(half, gt), torch.tensor((1 - 3 / 4) / 2), atol=1e-6, rtol=0)
+    plain, dice = (mask_loss(half, gt, Recipe(netl_dice=w)) for w in (0.0, 2.0))
+    torch.testing.assert_close(dice - plain, 2 * soft_dice_loss(half, gt))
+
+
 def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
     """netr_init: NetL taken as is, NetR tensors copied (the merge conv that loses
     its SNL branch keeps the SC branch's weights), and no NetL stage of its own."""

@@ -31,13 +31,15 @@ def bench(
     save_outputs: bool = typer.Option(False, "--save-outputs", help="Also write the restored images to OUT/outputs/ (PNG)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N pairs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16, as for restore."),
     tile: int = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, help="Tiles of N x N px (0 = the whole image at once)."),
     tile_pad: int = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context px around each tile."),
 ) -> None:
     """Score on a benchmark (PSNR/SSIM or Lab error, as the papers compute them) and write report.{json,csv,md,html}."""
     out = out or Path("bench") / f"{dataset}-{model}"
     try:
-        paths, result = _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad)
+        paths, result = _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad,
+                           precision)
     except RestoreError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -48,7 +50,8 @@ def bench(
     typer.echo(f"report: {paths['md']} {paths['html']}")
 
 
-def _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad):
+def _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad,
+         precision):
     from ..pipeline import load_pipeline
     from . import synthetic
     from .datasets import find_pairs, locate
@@ -71,8 +74,8 @@ def _run(dataset, model, weights, root, out, convention, save_outputs, limit, de
     pipeline = None
     if model == "spair":
         try:
-            pipeline = load_pipeline(spec.task, weights, device, tile, tile_pad)
-        except ValueError as err:  # e.g. --device cuda without a GPU
+            pipeline = load_pipeline(spec.task, weights, device, tile, tile_pad, precision)
+        except ValueError as err:  # e.g. --device cuda without a GPU, or an unknown --precision
             raise RestoreError(str(err)) from None
     folder = synthetic.build(out / SYNTHETIC) if dataset == SYNTHETIC else locate(dataset, root)
     found = find_pairs(folder)

@@ -4,7 +4,9 @@ Same dense U-Net topology as NetL, wider. Guidance from NetL enters in
 three ways:
 
 * SFM at the input of every strided convolution (encoder), fusing NetL's
-  feature of that level and modulating the degraded pixels' statistics.
+  feature of that level and modulating the degraded pixels' statistics. A
+  NetR may have more levels than NetL (a wider view for long blurs); its
+  deeper levels have no NetL feature to fuse, and no SFM.
 * SC and SNL in every decoder level, never in the encoder (as the paper).
 
 Choices where the paper is silent: the mask is also given to the head as a
@@ -48,12 +50,11 @@ class DecoderLevel(nn.Module):
 class NetR(nn.Module):
     def __init__(self, cfg: NetRConfig, netl_cfg: NetLConfig):
         super().__init__()
-        if len(netl_cfg.widths) < len(cfg.widths):
-            raise ValueError("NetL needs at least as many levels as NetR (SFM fuses NetL's features level by level)")
         w = cfg.widths
         self.cfg = cfg
         self.head = nn.Conv2d(4, w[0], 3, padding=1)
         self.enc = nn.ModuleList(DenseBlock(c, cfg.growth, cfg.layers) for c in w[:-1])
+        # One SFM per level that NetL has a feature for (zip stops at the shorter).
         self.sfm = nn.ModuleList(SFM(c, lc) for c, lc in zip(w[:-1], netl_cfg.widths[:-1]))
         self.down = nn.ModuleList(Down(a, b) for a, b in zip(w[:-1], w[1:]))
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
@@ -71,8 +72,10 @@ class NetR(nn.Module):
         masks = mask_pyramid(mask, len(self.cfg.widths))
         x = self.head(torch.cat([image, mask], dim=1))
         skips = []
-        for i, (enc, sfm, down) in enumerate(zip(self.enc, self.sfm, self.down)):
-            x = sfm(enc(x), netl_feats[i], masks[i])
+        for i, (enc, down) in enumerate(zip(self.enc, self.down)):
+            x = enc(x)
+            if i < len(self.sfm):
+                x = self.sfm[i](x, netl_feats[i], masks[i])
             skips.append(x)
             x = down(x)
         x = self.mid_context(self.mid(x))

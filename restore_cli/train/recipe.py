@@ -31,6 +31,7 @@ class Recipe:
     # training pairs only, not the val batch); 0: the photos as they are.
     scene_relight: float = 0.0
     netl_pos_weight: float = 1.0  # BCE weight of degraded pixels (> 1 when they are few and hard to find)
+    netl_dice: float = 0.0  # weight of a soft Dice (1 - soft F1) term added to NetL's BCE (0: BCE only)
     netl_steps: int = 3000
     netr_steps: int = 20000
     # [[from_step, crop], ...]: the stage trains on these crops from those steps on
