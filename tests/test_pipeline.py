@@ -131,6 +131,9 @@ def test_bf16_computes_in_bf16_and_returns_fp32_close_to_fp32(model):
     assert not np.array_equal(out16, out32)  # the convs did run in bf16
     assert np.abs(out16 - out32).mean() < 2e-3
     assert (mask16 != mask32).mean() < 0.05
+    given = rgb[..., 0] > 0.5  # a mask that replaces NetL's works in bf16 too
+    out_given, used = bf16.restore(rgb, given)
+    assert np.array_equal(used, given) and np.abs(out_given - fp32.restore(rgb, given)[0]).mean() < 2e-3
 
 
 def test_bf16_adds_the_residual_to_the_photo_in_fp32():

@@ -196,6 +196,23 @@ def test_mask_loss_weights_degraded_pixels():
     torch.testing.assert_close(weighted - plain, 2 * wrong)
 
 
+def test_bf16_training_learns_keeps_fp32_weights_and_is_checked(setup, tmp_path):
+    recipe, data, val = setup
+    bf16 = replace(recipe, precision="bf16")
+    torch.manual_seed(bf16.seed)
+    before = validate(SPAIR(bf16.model), "netl", val, bf16)["bce"]
+    train("netl", bf16, data, val, tmp_path / "bf16", steps=30, log_every=30)
+    train("netl", recipe, data, val, tmp_path / "fp32", steps=30, log_every=30)
+    logs = {p: json.loads((tmp_path / p / "netl.log").read_text().splitlines()[-1]) for p in ("bf16", "fp32")}
+    assert logs["bf16"]["bce"] < before
+    assert logs["bf16"]["loss"] != logs["fp32"]["loss"]  # the steps did run in bf16
+    ck = train("netr", bf16, data, val, tmp_path / "bf16", steps=3, log_every=3)
+    state = load_checkpoint(ck)["model"]
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    with pytest.raises(ValueError, match="precision"):
+        replace(recipe, precision="fp16")
+
+
 def test_dice_term_is_one_minus_the_soft_f1_of_each_sample():
     from restore_cli.train.loop import mask_loss, soft_dice_loss
 

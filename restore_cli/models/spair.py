@@ -55,7 +55,8 @@ class SPAIR(nn.Module):
         if mask is None:
             mask = self.cut(logits)
         else:
-            mask = F.pad(mask.to(x.dtype), (0, xp.shape[-1] - w, 0, xp.shape[-2] - h))
+            # In NetL's mask's dtype (bf16 under autocast), so that NetR sees the same either way.
+            mask = F.pad(mask.to(logits.dtype), (0, xp.shape[-1] - w, 0, xp.shape[-2] - h))
         out = self.netr(xp, mask, feats)
         return out[..., :h, :w], mask[..., :h, :w]
 

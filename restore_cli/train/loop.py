@@ -211,12 +211,13 @@ def train(
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(stage, step)
         degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch, recipe.crop_at(stage, step))
-        if stage == "netl":
-            logits, _ = model.netl(degraded)
-            loss = mask_loss(logits, gt_mask, recipe)
-        else:
-            mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
-            loss = F.l1_loss(model.netr(degraded, mask, feats), clean)
+        with torch.autocast("cpu", torch.bfloat16, enabled=recipe.precision == "bf16"):
+            if stage == "netl":
+                logits, _ = model.netl(degraded)
+                loss = mask_loss(logits.float(), gt_mask, recipe)
+            else:
+                mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
+                loss = F.l1_loss(model.netr(degraded, mask, feats).float(), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -58,9 +58,17 @@ class Recipe:
     # photos it has not seen, so that NetR learns not to restore a region only because it
     # is flagged (0: every mask cut at ``mask_logit``, as in inference).
     netr_mask_jitter: float = 0.0
+    # What the training steps compute in: "bf16" runs forward and backward under
+    # torch.autocast (convs and GEMMs in bf16, weights and optimiser in fp32): about 1.6x
+    # faster on a CPU with native bf16. Validation stays fp32.
+    precision: str = "fp32"
     val_n: int = 8
     val_seed: int = 1234
     val_crop: int = 128
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"recipe precision {self.precision!r}: choose fp32 or bf16")
 
     def lr_at(self, stage: str, step: int) -> float:
         """Learning rate of ``stage`` at ``step``: ``lr`` (or the last restart's), halved every
