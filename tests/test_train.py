@@ -246,6 +246,30 @@ def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
     assert torch.equal(merge, source["netr.dec.0.merge.weight"][:, : merge.shape[1]])
 
 
+def test_a_deeper_netr_starts_computing_what_its_source_did():
+    """netr_init into a NetR with more levels: the source's bottleneck becomes the
+    encoder block of its last level and the new, deeper path starts switched off."""
+    from restore_cli.train.loop import transplant
+
+    cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
+    torch.manual_seed(0)
+    source = SPAIR(cfg).eval()
+    with torch.no_grad():
+        for p in source.parameters():  # no zero-initialised layers: every tensor matters
+            p.copy_(torch.randn_like(p) * 0.3)
+    deep = SPAIR(replace(cfg, netr=replace(cfg.netr, widths=(*cfg.netr.widths, 12, 16)))).eval()
+    deep.netl.load_state_dict(source.netl.state_dict())
+    transplant(deep.netr, {"model": source.state_dict()}, "netr.")
+    x = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        logits, feats = source.netl(x)
+        mask = source.cut(logits)
+        want = source.netr(x, mask, feats)
+        torch.testing.assert_close(deep.netr(x, mask, feats), want)
+        deep.netr.up[1].fuse.weight.add_(0.1)  # the deeper path is really there, only switched off
+        assert not torch.allclose(deep.netr(x, mask, feats), want)
+
+
 def test_netr_starts_from_exported_weights(setup, tmp_path):
     """netr_init may name a shipped .safetensors (whose run directory is gone): same start as its checkpoint."""
     recipe, data, val = setup

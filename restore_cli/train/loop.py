@@ -22,6 +22,7 @@ from rich.console import Console
 
 from ..metrics import f1_score, psnr
 from ..models import SPAIR, save_spair
+from ..models.netr import NetR
 from ..weights.hub import is_safetensors, shipped_state
 from .recipe import Recipe
 
@@ -125,6 +126,8 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
     A tensor whose name the module also has is copied, cut to the module's shape
     (its leading slice: e.g. a 1x1 merge conv that loses an input branch keeps the
     weights of the branches before it); the module's other tensors keep their init.
+    A NetR with more levels than the source's is then made to compute what the
+    source did (``_deepen``).
     """
     source = {k.removeprefix(prefix): v for k, v in shipped_state(checkpoint).items() if k.startswith(prefix)}
     with torch.no_grad():
@@ -132,6 +135,34 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
             if name in source and source[name].dim() == tensor.dim():
                 cut = source[name][tuple(slice(0, n) for n in tensor.shape)]
                 tensor[tuple(slice(0, n) for n in cut.shape)].copy_(cut)
+        levels = 1 + len({k.split(".")[1] for k in source if k.startswith("enc.")})
+        if isinstance(module, NetR) and levels < len(module.cfg.widths):
+            _deepen(module, source, levels)
+
+
+def _deepen(netr: NetR, source: dict[str, torch.Tensor], levels: int) -> None:
+    """Make a NetR deeper than the ``levels``-level source it was transplanted from
+    compute the source's output, so that training starts from it.
+
+    The source's bottleneck (``mid``, ``mid_context``) becomes the encoder block and
+    the context block of the new NetR's level ``levels - 1``; the deeper path starts
+    switched off: that level's skip fusion passes the encoder features through and its
+    decoder level (SC/SNL merge, dense block) adds nothing.
+    """
+    last = levels - 1
+    for name, target in ((f"mid.", f"enc.{last}."), ("mid_context.", f"dec.{last}.context.")):
+        state = {k.removeprefix(name): v for k, v in source.items() if k.startswith(name)}
+        if state:
+            dict(netr.named_modules())[target.rstrip(".")].load_state_dict(state)
+    fuse = netr.up[last].fuse  # 1x1 conv of [upsampled deeper features, skip]
+    width = fuse.out_channels
+    fuse.weight.zero_()
+    fuse.weight[:, width:, 0, 0] = torch.eye(width)
+    fuse.bias.zero_()
+    level = netr.dec[last]
+    for conv in (level.merge, level.dense.fuse):
+        conv.weight.zero_()
+        conv.bias.zero_()
 
 
 def train(
