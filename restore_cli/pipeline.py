@@ -86,8 +86,9 @@ class Pipeline:
     device: torch.device = torch.device("cpu")
     tile: int = DEFAULT_TILE
     tile_pad: int = DEFAULT_TILE_PAD
-    # bf16: convolutions and matrix products in bf16 (torch.autocast), the rest, and the
-    # residual added to the photo, in fp32. The weights stay fp32.
+    # bf16: convolutions and matrix products in bf16 (torch.autocast), so the features
+    # between them are bf16 too; the weights stay fp32, and NetR's residual is added to
+    # the fp32 photo in fp32.
     dtype: torch.dtype = torch.float32
 
     @classmethod
