@@ -150,10 +150,10 @@ def _deepen(netr: NetR, source: dict[str, torch.Tensor], levels: int) -> None:
     decoder level (SC/SNL merge, dense block) adds nothing.
     """
     last = levels - 1
-    for name, target in ((f"mid.", f"enc.{last}."), ("mid_context.", f"dec.{last}.context.")):
-        state = {k.removeprefix(name): v for k, v in source.items() if k.startswith(name)}
-        if state:
-            dict(netr.named_modules())[target.rstrip(".")].load_state_dict(state)
+    for name, target in (("mid", f"enc.{last}"), ("mid_context", f"dec.{last}.context")):
+        state = {k.removeprefix(name + "."): v for k, v in source.items() if k.startswith(name + ".")}
+        if state:  # (a context block that is the identity has no tensors)
+            netr.get_submodule(target).load_state_dict(state)
     fuse = netr.up[last].fuse  # 1x1 conv of [upsampled deeper features, skip]
     width = fuse.out_channels
     fuse.weight.zero_()
