@@ -111,7 +111,8 @@ def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Re
     with torch.no_grad():
         if stage == "netl":
             logits, _ = model.netl(degraded)
-            result = {"bce": weighted_bce(logits, gt_mask, recipe).item(), "f1": f1_score(model.cut(logits).numpy() > 0, gt_mask.numpy() > 0.5)}
+            f1 = f1_score(model.cut(logits).numpy() > 0, gt_mask.numpy() > 0.5)
+            result = {"bce": weighted_bce(logits, gt_mask, recipe).item(), "f1": f1}
         else:
             mask, feats = _frozen_netl_pass(model, degraded)
             out = model.netr(degraded, mask, feats).clamp(0, 1)
