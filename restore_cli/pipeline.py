@@ -116,7 +116,7 @@ class Pipeline:
                 if given is not None:
                     override = torch.from_numpy(given.astype(np.float32))[None, None].to(self.device)
                 out, mask = self.model(x, override)
-                return out[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy(), (mask[0, 0] > 0.5).cpu().numpy()
+                return out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy(), (mask[0, 0] > 0.5).cpu().numpy()
             return None, (self.model.predict_mask(x)[0, 0] > 0.5).cpu().numpy()
 
     def _tiled(
