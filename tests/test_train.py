@@ -270,6 +270,29 @@ def test_a_deeper_netr_starts_computing_what_its_source_did():
         assert not torch.allclose(deep.netr(x, mask, feats), want)
 
 
+def test_dense_blocks_with_more_layers_start_computing_what_their_source_did():
+    """netl_init into a NetL whose dense blocks have more layers: same logits and
+    features at the start, and the new layers are really there, only ignored."""
+    from restore_cli.train.loop import transplant
+
+    torch.manual_seed(0)
+    source = SPAIR(TINY).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    grown = SPAIR(replace(TINY, netl=replace(TINY.netl, layers=TINY.netl.layers + 2))).eval()
+    transplant(grown.netl, {"model": source.state_dict()}, "netl.")
+    x = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        want_logits, want_feats = source.netl(x)
+        logits, feats = grown.netl(x)
+        torch.testing.assert_close(logits, want_logits)
+        for got, want in zip(feats, want_feats):
+            torch.testing.assert_close(got, want)
+        grown.netl.mid.fuse.weight[:, -1].add_(0.1)  # the new layers' outputs reach the fusion
+        assert not torch.allclose(grown.netl(x)[0], want_logits)
+
+
 def test_netr_starts_from_exported_weights(setup, tmp_path):
     """netr_init may name a shipped .safetensors (whose run directory is gone): same start as its checkpoint."""
     recipe, data, val = setup

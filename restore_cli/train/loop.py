@@ -22,6 +22,7 @@ from rich.console import Console
 
 from ..metrics import f1_score, psnr
 from ..models import SPAIR, save_spair
+from ..models.blocks import DenseBlock
 from ..models.netr import NetR
 from ..weights.hub import is_safetensors, shipped_state
 from .recipe import Recipe
@@ -127,8 +128,8 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
     A tensor whose name the module also has is copied, cut to the module's shape
     (its leading slice: e.g. a 1x1 merge conv that loses an input branch keeps the
     weights of the branches before it); the module's other tensors keep their init.
-    A NetR with more levels than the source's is then made to compute what the
-    source did (``_deepen``).
+    A NetR with more levels than the source's, and dense blocks with more layers,
+    are then made to compute what the source did (``_deepen``, ``_grow_dense_blocks``).
     """
     source = {k.removeprefix(prefix): v for k, v in shipped_state(checkpoint).items() if k.startswith(prefix)}
     with torch.no_grad():
@@ -139,6 +140,21 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
         levels = 1 + len({k.split(".")[1] for k in source if k.startswith("enc.")})
         if isinstance(module, NetR) and levels < len(module.cfg.widths):
             _deepen(module, source, levels)
+        _grow_dense_blocks(module, source)
+
+
+def _grow_dense_blocks(module: torch.nn.Module, source: dict[str, torch.Tensor]) -> None:
+    """Dense blocks with more layers than the source's (same channels and growth) start
+    computing what the source's did: their fusion ignores the new layers' outputs
+    (zero weights), which training then brings in."""
+    for name, block in module.named_modules():
+        fuse = source.get(f"{name}.fuse.weight")
+        if not isinstance(block, DenseBlock) or fuse is None:
+            continue
+        first = source.get(f"{name}.convs.0.0.weight")
+        same_shape = fuse.shape[0] == block.fuse.out_channels and first.shape[0] == block.convs[0][0].out_channels
+        if same_shape and fuse.shape[1] < block.fuse.in_channels:
+            block.fuse.weight[:, fuse.shape[1] :].zero_()
 
 
 def _deepen(netr: NetR, source: dict[str, torch.Tensor], levels: int) -> None:

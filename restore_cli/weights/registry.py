@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "de5334a57a58894e6516daa04366238e3a24fc78dec83ff70c94ee9231467f74",
+    "derain": "789e5103689aa319fd95520031d00dc05fc60e3a1051d3ecb78df8376ed69f79",
     "deraindrop": "87bcfab7d7e56c11287e9d95e0558e905128d13dda94a08e3d04596808153818",
     "deshadow": "a44d5ca0f34bf7809ad64a7f395f945e2cfedaf1732364f1abfea39483cc17fc",
     "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
@@ -61,7 +61,7 @@ class WeightsRecord:
 # A task whose weights come from a recipe of another name (recipes/<name>.json,
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
-    "derain": "derain-deepr",  # derain-mix2's NetL fine-tuned with a Dice term, its NetR deepened to five levels
+    "derain": "derain-netl5",  # derain-deepr (Dice NetL, five-level NetR) with 5-layer dense blocks in NetL; NetR adapted
     "deraindrop": "deraindrop-deep",  # deraindrop-ctx4's NetR deepened to five levels and trained on
     "deshadow": "deshadow-relight",  # deshadow-fullp's NetL on relit scenes, cut at p 0.3; NetR adapted on jittered masks
 }
