@@ -12,11 +12,13 @@ the shadow region). Last line: JSON.
     .venv/bin/python recipes/eval.py --task derain --n 40
     .venv/bin/python recipes/eval.py --task deshadow --n 40
     .venv/bin/python recipes/eval.py --task deshadow --n 40 --mask gt   # NetR's bound: a perfect NetL
+    .venv/bin/python recipes/eval.py --task deblur --n 40 --mask-logit -1  # NetL's mask cut elsewhere
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from functools import partial
@@ -78,6 +80,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
     ap.add_argument("--mask", choices=["netl", "gt"], default="netl",
                     help="gt: NetR gets the synthesis's GT mask instead of NetL's (what a perfect NetL would give)")
+    ap.add_argument("--mask-logit", type=float, default=None,
+                    help="cut NetL's logits here instead of at the model's own mask_logit (0 unless its recipe sets one)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="what the networks compute in (restore's --precision); the README's numbers are fp32")
     args = ap.parse_args()
@@ -86,6 +90,8 @@ def main() -> None:
         ap.error(f"--sets: {args.task} has no val set {', '.join(sorted(unknown))} (it has {', '.join(SETS[args.task])})")
     keep_freed_memory()  # as the CLI does: big feature maps reuse freed memory
     model, weights_id, _ = load_model(args.task, args.weights)
+    if args.mask_logit is not None:
+        model.cfg = dataclasses.replace(model.cfg, mask_logit=args.mask_logit)
     pipe = Pipeline.from_model(model, args.task, device="cpu", precision=args.precision)
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
@@ -94,7 +100,7 @@ def main() -> None:
                for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
     mask_source = "the synthesis's GT mask" if args.mask == "gt" else "NetL's mask"
-    print(f"weights: {weights_id}; NetR given {mask_source}; {args.precision}")
+    print(f"weights: {weights_id}; NetR given {mask_source} (NetL cut at logit {model.cfg.mask_logit}); {args.precision}")
     for conv in conventions:
         print(f"convention {conv.name}: {conv.source}")
     metrics = [m for conv in conventions for m in conv.metrics]
