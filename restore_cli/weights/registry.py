@@ -21,7 +21,7 @@ PINNED_SHA256: dict[str, str | None] = {
     "derain": "789e5103689aa319fd95520031d00dc05fc60e3a1051d3ecb78df8376ed69f79",
     "deraindrop": "87bcfab7d7e56c11287e9d95e0558e905128d13dda94a08e3d04596808153818",
     "deshadow": "a44d5ca0f34bf7809ad64a7f395f945e2cfedaf1732364f1abfea39483cc17fc",
-    "deblur": "91e59541242009bbe5003fdadcfdd48a9c4dad7262fd17d74fa51f18868a2079",
+    "deblur": "c520c165315f1d3dd903b18d352730b9aa1711ddb5f05146450dbef6c350cf25",
 }
 
 
@@ -63,6 +63,7 @@ class WeightsRecord:
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-netl5",  # derain-deepr (Dice NetL, five-level NetR) with 5-layer dense blocks in NetL; NetR adapted
     "deraindrop": "deraindrop-deep",  # deraindrop-ctx4's NetR deepened to five levels and trained on
+    "deblur": "deblur-netl",  # deblur's NetL with deeper dense blocks and context blocks, BCE + Dice on 128 px crops
     "deshadow": "deshadow-relight",  # deshadow-fullp's NetL on relit scenes, cut at p 0.3; NetR adapted on jittered masks
 }
 
