@@ -233,24 +233,25 @@ def _linear(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
 
 
 def _scan_lines(
-    lines: torch.Tensor, clean: torch.Tensor, line: torch.Tensor, pos: torch.Tensor
-) -> list[torch.Tensor]:
+    lines: torch.Tensor, clean: torch.Tensor, line: torch.Tensor, pos: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Attention of each query over the clean keys before / after it in its line.
 
     lines: (B, R, C, L) features (a view); clean: (B, R, L) bool keys;
     queries given by ``line`` (b * R + r, non-decreasing) and ``pos`` (in the
-    line). Returns ``[backward, forward]``, each (N, C), as
+    line), their results to be multiplied by ``scale`` (N,). Returns ``keep``
+    (N,) bool, the queries whose line has a clean key (the others' results
+    are zeros), and ``[backward, forward]`` for those, each (kept, C), as
     ``reference._scan_rows`` computes them (zeros where there is no key).
     Only the lines holding a query and a clean key are scored, and in them
     only the queries against the clean keys: ``(lines, queries, keys)``
     scores, so the cost falls as the mask grows denser, too.
     """
     c, length = lines.shape[2:]
-    result = [lines.new_zeros(len(line), c) for _ in range(2)]
     keep = clean.any(dim=-1).flatten()[line]  # the query's line has a clean key
     if not keep.any():
-        return result
-    line, pos = line[keep], pos[keep]
+        return keep, [lines.new_zeros(0, c) for _ in range(2)]
+    line, pos, scale = line[keep], pos[keep], scale[keep]
     used, per_line = torch.unique_consecutive(line, return_counts=True)
     slot = torch.repeat_interleave(torch.arange(len(used), device=line.device), per_line)
     starts = torch.repeat_interleave(per_line.cumsum(0) - per_line, per_line)
@@ -288,9 +289,9 @@ def _scan_lines(
         for chunks, other_side in zip(attended, (kp >= qp, (kp <= qp) | (kp == length))):
             weights = torch.softmax(scores.masked_fill(other_side, -1e9), dim=-1)
             chunks.append(F.pad(weights @ f.transpose(1, 2), (0, 0, 0, queries.shape[1] - q)))  # (lines, Q, C)
-    for out, chunks, has_key in zip(result, attended, (before > 0, after > 0)):
-        out[keep] = torch.cat(chunks)[slot, rank] * has_key[:, None]
-    return result
+    # One gather, scaled by the query's mask value, zero where that side has no key.
+    factors = [(scale * (count > 0))[:, None] for count in (before, after)]
+    return keep, [torch.cat(chunks)[slot, rank] * factor for chunks, factor in zip(attended, factors)]
 
 
 def directional_attention(
@@ -306,14 +307,13 @@ def directional_attention(
         return out
     n, y, xx = active.coords  # raster order: sorted by row
     clean = mask[:, 0] < 0.5
-    left, right = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx)
+    scale = active.values
+    keep, (left, right) = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx, scale)
+    out[n[keep], 0, :, y[keep], xx[keep]] = left
+    out[n[keep], 1, :, y[keep], xx[keep]] = right
     by_col = torch.sort(n * w + xx, stable=True)  # keeps y increasing within a column
-    n_c, y_c, x_c = n[by_col.indices], y[by_col.indices], xx[by_col.indices]
-    up, down = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y_c)
-    scale = active.values[:, None]
-    out[n, 0, :, y, xx] = left * scale
-    out[n, 1, :, y, xx] = right * scale
-    scale_c = scale[by_col.indices]
-    out[n_c, 2, :, y_c, x_c] = up * scale_c
-    out[n_c, 3, :, y_c, x_c] = down * scale_c
+    n, y, xx = n[by_col.indices], y[by_col.indices], xx[by_col.indices]
+    keep, (up, down) = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y, scale[by_col.indices])
+    out[n[keep], 2, :, y[keep], xx[keep]] = up
+    out[n[keep], 3, :, y[keep], xx[keep]] = down
     return out
