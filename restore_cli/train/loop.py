@@ -152,8 +152,8 @@ def _grow_dense_blocks(module: torch.nn.Module, source: dict[str, torch.Tensor])
         if not isinstance(block, DenseBlock) or fuse is None:
             continue
         first = source.get(f"{name}.convs.0.0.weight")
-        same_shape = fuse.shape[0] == block.fuse.out_channels and first.shape[0] == block.convs[0][0].out_channels
-        if same_shape and fuse.shape[1] < block.fuse.in_channels:
+        same_widths = fuse.shape[0] == block.fuse.out_channels and first.shape[0] == block.convs[0][0].out_channels  # channels, growth
+        if same_widths and fuse.shape[1] < block.fuse.in_channels:
             block.fuse.weight[:, fuse.shape[1] :].zero_()
 
 
