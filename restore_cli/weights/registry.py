@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "bfe17f8bf3d4ee49cc37bd3126954114df5d1d58663f3f93871daf7af11e4d91",
-    "deraindrop": "87bcfab7d7e56c11287e9d95e0558e905128d13dda94a08e3d04596808153818",
+    "deraindrop": "458165b0a40ac7e15ff26b57140be4161d8d89e242b12cf2ef8b03318b97392f",
     "deshadow": "a44d5ca0f34bf7809ad64a7f395f945e2cfedaf1732364f1abfea39483cc17fc",
     "deblur": "c520c165315f1d3dd903b18d352730b9aa1711ddb5f05146450dbef6c350cf25",
 }
@@ -62,7 +62,7 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-deepr3",  # derain-netl5 (five-level NetR, NetL with 5-layer dense blocks), NetR trained on
-    "deraindrop": "deraindrop-deep",  # deraindrop-ctx4's NetR deepened to five levels and trained on
+    "deraindrop": "deraindrop-deep2",  # deraindrop-ctx4's NetR deepened to five levels and trained on, twice
     "deblur": "deblur-netl",  # deblur's NetL with deeper dense blocks and context blocks, BCE + Dice on 128 px crops
     "deshadow": "deshadow-relight",  # deshadow-fullp's NetL on relit scenes, cut at p 0.3; NetR adapted on jittered masks
 }
