@@ -309,11 +309,13 @@ def directional_attention(
     clean = mask[:, 0] < 0.5
     scale = active.values
     keep, (left, right) = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx, scale)
-    out[n[keep], 0, :, y[keep], xx[keep]] = left
-    out[n[keep], 1, :, y[keep], xx[keep]] = right
+    nk, yk, xk = n[keep], y[keep], xx[keep]  # the queries that got a result
+    out[nk, 0, :, yk, xk] = left
+    out[nk, 1, :, yk, xk] = right
     by_col = torch.sort(n * w + xx, stable=True)  # keeps y increasing within a column
     n, y, xx = n[by_col.indices], y[by_col.indices], xx[by_col.indices]
     keep, (up, down) = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y, scale[by_col.indices])
-    out[n[keep], 2, :, y[keep], xx[keep]] = up
-    out[n[keep], 3, :, y[keep], xx[keep]] = down
+    nk, yk, xk = n[keep], y[keep], xx[keep]
+    out[nk, 2, :, yk, xk] = up
+    out[nk, 3, :, yk, xk] = down
     return out
