@@ -86,6 +86,24 @@ class Summary:
         return f"{', '.join(parts)} ({self.seconds:.1f} s{rate})"
 
 
+def _stamps(paths: list[Path]) -> list[tuple[int, int] | None]:
+    """Each path's (inode, mtime), None where it does not exist: an atomic rewrite changes both."""
+    stamps = []
+    for p in paths:
+        try:
+            st = p.stat()
+            stamps.append((st.st_ino, st.st_mtime_ns))
+        except FileNotFoundError:
+            stamps.append(None)
+    return stamps
+
+
+def _written_since(paths: list[Path], before: list[tuple[int, int] | None]) -> bool:
+    """Whether every one of ``paths`` exists and was (re)written since ``before = _stamps(paths)``."""
+    now = _stamps(paths)
+    return bool(paths) and all(n is not None and n != b for n, b in zip(now, before))
+
+
 def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bool = False,
               fail_fast: bool = False) -> Summary:
     """Run ``work(job, note)`` for each job and return the summary (also printed).
@@ -106,6 +124,7 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=reporter.console, transient=True, disable=not show)
     start = time.perf_counter()
+    in_flight = None  # (job, summary.done before it, its outputs' stamps): Ctrl-C may land after its last write
     try:
         with progress:
             bar = progress.add_task("restoring", total=len(runnable))
@@ -117,6 +136,7 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
                     try:
                         for p in job.outputs:
                             p.parent.mkdir(parents=True, exist_ok=True)
+                        in_flight = (job, summary.done, _stamps(job.outputs))
                         work(job, lambda text, src=job.src: reporter.note(src, text))
                         summary.done += 1
                     except FILE_ERRORS as err:
@@ -127,6 +147,10 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
                 progress.advance(bar)
     except KeyboardInterrupt:
         summary.interrupted = True
+        if in_flight is not None:  # the job Ctrl-C stopped counts as done if it had written all its outputs
+            job, done_before, before = in_flight
+            if summary.done == done_before and _written_since(job.outputs, before):
+                summary.done += 1
     summary.seconds = time.perf_counter() - start
     if summary.interrupted or not reporter.quiet:
         reporter.console.print(summary.line(), markup=False)

@@ -100,6 +100,26 @@ def test_keyboard_interrupt_abandons_the_batch(tmp_path):
     assert "done 1, skipped 0, failed 0, interrupted 2" in buf.getvalue()  # printed even with --quiet
 
 
+def test_ctrl_c_after_a_job_wrote_its_outputs_counts_it_done(tmp_path):
+    """The signal may land between a job's last (atomic) write and the count: the
+    summary must still match the files on disk."""
+    touch = touch_work()
+
+    def work(job, note):
+        touch(job, note)
+        if job.src.name == "b":
+            raise KeyboardInterrupt  # after b's output is in place
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b").write_text("from an earlier run")  # overwritten: a rewrite counts, not mere existence
+    os.utime(out / "b", ns=(0, 0))  # (written in place here, same inode: its mtime must tell)
+    buf = io.StringIO()
+    summary = run_batch(jobs_in(tmp_path, ["a", "b", "c"]), work, reporter_to(buf, quiet=True))
+    assert (summary.done, summary.left, summary.exit_code) == (2, 1, 130)
+    assert "done 2, skipped 0, failed 0, interrupted 1" in buf.getvalue()
+
+
 def test_other_exceptions_are_bugs_and_propagate(tmp_path):
     def work(job, note):
         raise TypeError("a bug")
