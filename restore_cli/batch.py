@@ -124,7 +124,7 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=reporter.console, transient=True, disable=not show)
     start = time.perf_counter()
-    in_flight = None  # (job, summary.done before it, its outputs' stamps): Ctrl-C may land after its last write
+    in_flight = None  # (job, jobs counted before it, its outputs' stamps): Ctrl-C may land after its last write
     try:
         with progress:
             bar = progress.add_task("restoring", total=len(runnable))
@@ -136,7 +136,7 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
                     try:
                         for p in job.outputs:
                             p.parent.mkdir(parents=True, exist_ok=True)
-                        in_flight = (job, summary.done, _stamps(job.outputs))
+                        in_flight = (job, summary.done + summary.failed, _stamps(job.outputs))
                         work(job, lambda text, src=job.src: reporter.note(src, text))
                         summary.done += 1
                     except FILE_ERRORS as err:
@@ -147,9 +147,9 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
                 progress.advance(bar)
     except KeyboardInterrupt:
         summary.interrupted = True
-        if in_flight is not None:  # the job Ctrl-C stopped counts as done if it had written all its outputs
-            job, done_before, before = in_flight
-            if summary.done == done_before and _written_since(job.outputs, before):
+        if in_flight is not None:  # the job Ctrl-C stopped (not yet counted) is done if it had written all its outputs
+            job, counted_before, before = in_flight
+            if summary.done + summary.failed == counted_before and _written_since(job.outputs, before):
                 summary.done += 1
     summary.seconds = time.perf_counter() - start
     if summary.interrupted or not reporter.quiet:
