@@ -7,6 +7,11 @@
    ``ops.reference`` and then with the default ones (``ops.dispatch``: the
    CPU fast path), and the largest difference between their outputs. The
    process first tunes malloc as ``restore`` does (``restore_cli.memory``).
+3. The baseline, PReNet-6 (``prenet.py``; random weights, which do not change
+   its time), in this process on the first ``--baseline-limit`` images, in
+   fp32 as its authors run it and in bf16 (autocast), as ``restore`` may
+   run; and the ratios of ``restore``'s times to its fp32 median (issue #5:
+   at most 0.25).
 
 Without ``--weights``, the shipped derain weights (the bundled copy); with
 ``--weights random``, a random SPAIR of the default config, saved to a
@@ -15,11 +20,11 @@ rain, so its masks are not sparse like a trained one's. Rainy inputs can be
 made with ``restore synth rain --clean DIR --out OUT --n 4``.
 
     python benchmarks/end_to_end.py FOLDER [--weights FILE|random] [--limit 4] [--device cpu] [--threads N]
-                                           [--precision auto|fp32|bf16]
+                                           [--precision auto|fp32|bf16] [--baseline-limit 4]
 
 ``--precision`` as for ``restore`` (auto: bf16 on a CPU that computes it natively).
 
-Last line, JSON: seconds per image for each of the three (medians in process).
+Last line, JSON: seconds per image (medians in process) and the ratios to PReNet-6.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from restore_cli.ops import dispatch, reference
 from restore_cli.pipeline import load_pipeline
 from restore_cli.train.data import list_images
 from restore_cli.weights import get_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prenet import PReNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention")
@@ -99,6 +107,22 @@ def in_process(pipe, images: list, implementation) -> tuple[list[float], list]:
             setattr(ops, name, fn)
 
 
+def prenet_seconds(images: list, device: str) -> dict[str, list[float]]:
+    """Seconds per image of PReNet-6 on ``images`` (HxWx3 float RGB), fp32 and bf16 autocast."""
+    torch.manual_seed(0)
+    net = PReNet().to(device).eval()
+    times = {"fp32": [], "bf16": []}
+    with torch.inference_mode():
+        for rgb in images:
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(device)
+            for precision, seconds in times.items():
+                with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    start = time.perf_counter()
+                    net(x)
+                    seconds.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -107,6 +131,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch / OpenMP threads")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--baseline-limit", type=int, default=4, help="images PReNet-6 is timed on (0: none)")
     args = parser.parse_args()
 
     images = list_images(args.folder)[: args.limit]
@@ -130,6 +155,7 @@ def main() -> None:
         rgbs = [read_image(image).rgb for image in images]
         ref, ref_results = in_process(pipe, rgbs, ReferenceOps)
         fast, fast_results = in_process(pipe, rgbs, dispatch)
+        baseline = prenet_seconds(rgbs[: args.baseline_limit], args.device)
     gap = max(float(abs(a[0] - b[0]).max()) for a, b in zip(ref_results, fast_results))
 
     print(f"weights: {'random SPAIR, default config' if label == 'random' else label}; "
@@ -141,7 +167,17 @@ def main() -> None:
         print(f"{image.name[-24:]:>24} {size:>10} {mask.mean():>5.2f} {b:>9.2f} {c:>10.2f}")
     print(f"largest |reference - fast| over the restored pixels: {gap:.2e}")
     medians = {"in_process_reference_ops": statistics.median(ref), "in_process_fast_ops": statistics.median(fast)}
-    print(json.dumps({"seconds_per_image": {"cli_folder": round(cli, 3), **{k: round(v, 3) for k, v in medians.items()}}}))
+    report = {"seconds_per_image": {"cli_folder": round(cli, 3), **{k: round(v, 3) for k, v in medians.items()}}}
+    if baseline["fp32"]:
+        prenet = {f"prenet6_{p}": statistics.median(t) for p, t in baseline.items()}
+        report["seconds_per_image"].update({k: round(v, 3) for k, v in prenet.items()})
+        ours = {"cli_folder": cli, "in_process_fast_ops": medians["in_process_fast_ops"]}
+        report["ratio_to_prenet6_fp32"] = {k: round(v / prenet["prenet6_fp32"], 3) for k, v in ours.items()}
+        print(f"PReNet-6 in process, median of {len(baseline['fp32'])} images: {prenet['prenet6_fp32']:.2f} s fp32, "
+              f"{prenet['prenet6_bf16']:.2f} s bf16; restore / PReNet-6 fp32: folder "
+              f"{report['ratio_to_prenet6_fp32']['cli_folder']:.2f}, in process "
+              f"{report['ratio_to_prenet6_fp32']['in_process_fast_ops']:.2f} (target <= 0.25)")
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
