@@ -13,6 +13,7 @@ the shadow region). Last line: JSON.
     .venv/bin/python recipes/eval.py --task deshadow --n 40
     .venv/bin/python recipes/eval.py --task deshadow --n 40 --mask gt   # NetR's bound: a perfect NetL
     .venv/bin/python recipes/eval.py --task deblur --n 40 --mask-logit -1  # NetL's mask cut elsewhere
+    .venv/bin/python recipes/eval.py --task derain --n 40 --tta  # restore --tta: the mean of 4 flips
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main() -> None:
                     help="cut NetL's logits here instead of at the model's own mask_logit (0 unless its recipe sets one)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="what the networks compute in (restore's --precision); the README's numbers are fp32")
+    ap.add_argument("--tta", action="store_true", help="average over the four flips (restore's --tta)")
     args = ap.parse_args()
     unknown = set(args.sets or []) - set(SETS[args.task])
     if unknown:
@@ -92,7 +94,7 @@ def main() -> None:
     model, weights_id, _ = load_model(args.task, args.weights)
     if args.mask_logit is not None:
         model.cfg = dataclasses.replace(model.cfg, mask_logit=args.mask_logit)
-    pipe = Pipeline.from_model(model, args.task, device="cpu", precision=args.precision)
+    pipe = Pipeline.from_model(model, args.task, device="cpu", precision=args.precision, tta=args.tta)
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
     sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
@@ -100,7 +102,8 @@ def main() -> None:
                for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
     mask_source = "the synthesis's GT mask" if args.mask == "gt" else "NetL's mask"
-    print(f"weights: {weights_id}; NetR given {mask_source} (NetL cut at logit {model.cfg.mask_logit}); {args.precision}")
+    print(f"weights: {weights_id}; NetR given {mask_source} (NetL cut at logit {model.cfg.mask_logit}); {args.precision}"
+          f"{'; averaged over 4 flips (--tta)' if args.tta else ''}")
     for conv in conventions:
         print(f"convention {conv.name}: {conv.source}")
     metrics = [m for conv in conventions for m in conv.metrics]

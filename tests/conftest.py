@@ -65,9 +65,11 @@ def loads(monkeypatch, tiny_model) -> list[dict]:
     """Replace ``load_pipeline`` with the tiny model; returns the list of its calls' arguments."""
     calls = []
 
-    def fake_load_pipeline(task, weights=None, device="auto", tile=512, tile_pad=32, precision="fp32"):
-        calls.append(dict(task=task, weights=weights, device=device, tile=tile, tile_pad=tile_pad, precision=precision))
-        return Pipeline.from_model(tiny_model, task, device="cpu", precision=precision, tile=tile, tile_pad=tile_pad)
+    def fake_load_pipeline(task, weights=None, device="auto", tile=512, tile_pad=32, precision="fp32", tta=False):
+        calls.append(dict(task=task, weights=weights, device=device, tile=tile, tile_pad=tile_pad, precision=precision,
+                          tta=tta))
+        return Pipeline.from_model(tiny_model, task, device="cpu", precision=precision, tile=tile, tile_pad=tile_pad,
+                                   tta=tta)
 
     monkeypatch.setattr(restore_cli.pipeline, "load_pipeline", fake_load_pipeline)
     return calls

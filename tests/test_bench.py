@@ -291,6 +291,17 @@ def test_cli_weights_file_scores_that_checkpoint(tmp_path, tiny_weights):
     assert sorted(p.name for p in (tmp_path / "out" / "outputs").iterdir()) == ["001.png", "002.png"]
 
 
+def test_cli_tta_is_named_in_the_report_and_needs_a_model(tmp_path, tiny_weights):
+    make_layout(tmp_path / "data" / "Rain100L", "prenet", n=1)
+    res = run_bench("--dataset", "Rain100L", "--weights", tiny_weights, "--root", tmp_path / "data", "--device", "cpu",
+                    "--precision", "fp32", "--out", tmp_path / "out", "--tta")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["device"] == "cpu (fp32, tta)"
+    res = run_bench("--dataset", "Rain100L", "--model", "identity", "--root", tmp_path / "data", "--tta",
+                    "--out", tmp_path / "id")
+    assert res.exit_code == 2 and "--tta" in res.stderr
+
+
 def test_cli_weights_error_is_one_line_exit_2(tmp_path):
     make_layout(tmp_path / "Rain100L", "input-target", n=1)
     res = run_bench("--dataset", "Rain100L", "--weights", tmp_path / "missing.safetensors", "--root", tmp_path,

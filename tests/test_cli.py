@@ -52,6 +52,15 @@ def test_precision_reaches_the_pipeline_and_is_checked(cli, loads, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_tta_reaches_the_pipeline_and_changes_the_output(cli, loads, tmp_path):
+    src = write_image(tmp_path / "rainy.png", (24, 32))
+    assert cli("derain", src, "-o", tmp_path / "a").exit_code == 0
+    assert cli("derain", src, "-o", tmp_path / "b", "--tta").exit_code == 0
+    assert [c["tta"] for c in loads] == [False, True]
+    plain, tta = (np.asarray(Image.open(tmp_path / d / "rainy.png")) for d in "ab")
+    assert not np.array_equal(plain, tta)
+
+
 def test_default_output_folder_is_restored(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "a.png")
@@ -68,7 +77,7 @@ def test_folder_keeps_layout_and_loads_once(cli, loads, tmp_path):
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path / "out") == {Path("a.png"), Path("sub/b.jpg"), Path("sub/deeper/c.tif")}
     assert Image.open(tmp_path / "out" / "sub" / "b.jpg").format == "JPEG"
-    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=16, tile_pad=4, precision="auto")]
+    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=16, tile_pad=4, precision="auto", tta=False)]
 
 
 def test_glob_expanded_keeps_path_below_its_literal_part(cli, tmp_path):

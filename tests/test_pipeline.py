@@ -160,3 +160,24 @@ def test_precision_auto_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch):
         pipeline.pick_precision("bf16", cuda)
     with pytest.raises(ValueError, match="choose from"):
         pipeline.pick_precision("fp16", cpu)
+
+
+def test_tta_averages_the_four_flips_flipped_back(model):
+    """--tta: the output is the mean of the four flipped passes, each flipped back; the mask their majority."""
+    rgb = np.random.default_rng(3).random((30, 44, 3), dtype=np.float32)
+    given = np.zeros((30, 44), bool)
+    given[3:20, 5:12] = True
+    plain = Pipeline.from_model(model, "derain", device="cpu", tile=16, tile_pad=4)
+    tta = Pipeline.from_model(model, "derain", device="cpu", tile=16, tile_pad=4, tta=True)
+    for mask in (None, given):
+        outs, masks = [], []
+        for axes in [(), (1,), (0,), (0, 1)]:
+            flip = (lambda a: np.flip(a, axes)) if axes else (lambda a: a)
+            o, m = plain.restore(np.ascontiguousarray(flip(rgb)), None if mask is None else flip(mask).copy())
+            outs.append(flip(o))
+            masks.append(flip(m))
+        out, used = tta.restore(rgb, mask)
+        np.testing.assert_allclose(out, np.mean(outs, axis=0), atol=1e-6)
+        assert np.array_equal(used, np.mean(masks, axis=0) >= 0.5)
+        assert not np.allclose(out, plain.restore(rgb, mask)[0], atol=1e-4)  # the flips do change it
+    assert np.array_equal(tta.restore(rgb, given)[1], given)  # a given mask is every pass's mask

@@ -34,12 +34,13 @@ def bench(
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16, as for restore."),
     tile: int = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, help="Tiles of N x N px (0 = the whole image at once)."),
     tile_pad: int = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context px around each tile."),
+    tta: bool = typer.Option(False, "--tta", help="Average over the four flips of each image, as restore --tta."),
 ) -> None:
     """Score on a benchmark (PSNR/SSIM or Lab error, as the papers compute them) and write report.{json,csv,md,html}."""
     out = out or Path("bench") / f"{dataset}-{model}"
     try:
         paths, result = _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad,
-                           precision)
+                             precision, tta)
     except RestoreError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -51,7 +52,7 @@ def bench(
 
 
 def _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad,
-         precision):
+         precision, tta=False):
     from ..pipeline import load_pipeline
     from . import synthetic
     from .datasets import find_pairs, locate
@@ -63,8 +64,8 @@ def _run(dataset, model, weights, root, out, convention, save_outputs, limit, de
         raise RestoreError(f"--model {model!r}: choose from {', '.join(MODELS)}")
     if dataset not in DATASETS:
         raise RestoreError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    if model == "identity" and weights is not None:
-        raise RestoreError("--weights has no effect with --model identity")
+    if model == "identity" and (weights is not None or tta):
+        raise RestoreError(f"{'--weights' if weights is not None else '--tta'} has no effect with --model identity")
     spec = DATASETS[dataset]
     conv = CONVENTIONS.get(convention or spec.convention)
     if conv is None:
@@ -74,7 +75,7 @@ def _run(dataset, model, weights, root, out, convention, save_outputs, limit, de
     pipeline = None
     if model == "spair":
         try:
-            pipeline = load_pipeline(spec.task, weights, device, tile, tile_pad, precision)
+            pipeline = load_pipeline(spec.task, weights, device, tile, tile_pad, precision, tta)
         except ValueError as err:  # e.g. --device cuda without a GPU, or an unknown --precision
             raise RestoreError(str(err)) from None
     folder = synthetic.build(out / SYNTHETIC) if dataset == SYNTHETIC else locate(dataset, root)

@@ -126,7 +126,7 @@ def benchmark(
         raise RestoreError(f"convention {convention.name} needs the dataset's masks; {dataset} has none")
     result = Result(dataset, task, found.layout, convention, "identity" if pipeline is None else "spair",
                     pipeline.weights_id if pipeline else "none", pipeline.sha256 if pipeline else "",
-                    f"{pipeline.device} ({pipeline.precision})" if pipeline else "none")
+                    f"{pipeline.device} ({pipeline.precision}{', tta' if pipeline.tta else ''})" if pipeline else "none")
     if pipeline is not None and pipeline.device.type == "cuda":
         import torch
 
