@@ -80,6 +80,24 @@ def test_mask_logit_sets_where_netl_s_mask_is_cut(tmp_path):
     assert load_spair(tmp_path / "w.safetensors").cfg.mask_logit == cut
 
 
+def test_a_given_mask_is_padded_as_the_image_is():
+    """A mask given to ``forward`` (eval's GT mask) reaches NetR padded like the image, not with
+    zeros: zeros would mark the padding clean, and SNL and SFM would draw on it as clean context."""
+    torch.manual_seed(0)
+    model = SPAIR(TINY).eval()
+    x = torch.rand(1, 3, 13, 19)  # neither side a multiple of model.multiple
+    assert 13 % model.multiple and 19 % model.multiple
+    seen = []
+    model.netr.register_forward_pre_hook(lambda mod, args: seen.append(args[1]))
+    for bf16 in (False, True):  # under autocast too, where the mask is NetL's dtype (bf16)
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            model(x, torch.ones(1, 1, 13, 19))
+        padded = seen[-1]
+        m = model.multiple
+        assert padded.shape[-2:] == (-(-13 // m) * m, -(-19 // m) * m) and bool((padded == 1).all())
+        assert padded.dtype == (torch.bfloat16 if bf16 else torch.float32)
+
+
 def test_sc_is_zero_on_clean_pixels():
     sc = SC(4, growth=2, layers=6)
     x = torch.randn(1, 4, 10, 10)

@@ -55,8 +55,10 @@ class SPAIR(nn.Module):
         if mask is None:
             mask = self.cut(logits)
         else:
-            # In NetL's mask's dtype (bf16 under autocast), so that NetR sees the same either way.
-            mask = F.pad(mask.to(logits.dtype), (0, xp.shape[-1] - w, 0, xp.shape[-2] - h))
+            # In NetL's mask's dtype (bf16 under autocast), so that NetR sees the same either way,
+            # and padded as the image is: zeros there would tell NetR that the padding is clean.
+            # (Cast after padding: autocast pads in fp32.)
+            mask = self._pad(mask)[0].to(logits.dtype)
         out = self.netr(xp, mask, feats)
         return out[..., :h, :w], mask[..., :h, :w]
 
