@@ -107,6 +107,11 @@ def in_process(pipe, images: list, implementation) -> tuple[list[float], list]:
             setattr(ops, name, fn)
 
 
+def _sig(x: float) -> float:
+    """``x`` to four significant digits (tiny test images take milliseconds)."""
+    return float(f"{x:.4g}")
+
+
 def prenet_seconds(images: list, device: str) -> dict[str, list[float]]:
     """Seconds per image of PReNet-6 on ``images`` (HxWx3 float RGB), fp32 and bf16 autocast."""
     torch.manual_seed(0)
@@ -167,12 +172,12 @@ def main() -> None:
         print(f"{image.name[-24:]:>24} {size:>10} {mask.mean():>5.2f} {b:>9.2f} {c:>10.2f}")
     print(f"largest |reference - fast| over the restored pixels: {gap:.2e}")
     medians = {"in_process_reference_ops": statistics.median(ref), "in_process_fast_ops": statistics.median(fast)}
-    report = {"seconds_per_image": {"cli_folder": round(cli, 3), **{k: round(v, 3) for k, v in medians.items()}}}
+    report = {"seconds_per_image": {"cli_folder": _sig(cli), **{k: _sig(v) for k, v in medians.items()}}}
     if baseline["fp32"]:
         prenet = {f"prenet6_{p}": statistics.median(t) for p, t in baseline.items()}
-        report["seconds_per_image"].update({k: round(v, 3) for k, v in prenet.items()})
+        report["seconds_per_image"].update({k: _sig(v) for k, v in prenet.items()})
         ours = {"cli_folder": cli, "in_process_fast_ops": medians["in_process_fast_ops"]}
-        report["ratio_to_prenet6_fp32"] = {k: round(v / prenet["prenet6_fp32"], 3) for k, v in ours.items()}
+        report["ratio_to_prenet6_fp32"] = {k: _sig(v / prenet["prenet6_fp32"]) for k, v in ours.items()}
         print(f"PReNet-6 in process, median of {len(baseline['fp32'])} images: {prenet['prenet6_fp32']:.2f} s fp32, "
               f"{prenet['prenet6_bf16']:.2f} s bf16; restore / PReNet-6 fp32: folder "
               f"{report['ratio_to_prenet6_fp32']['cli_folder']:.2f}, in process "
