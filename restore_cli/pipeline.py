@@ -190,7 +190,7 @@ class Pipeline:
         out, votes = np.zeros(rgb.shape, np.float32), np.zeros(rgb.shape[:2], np.int8)
         for lr, tb in FLIPS:
             flip = lambda a: None if a is None else _flip(a, lr, tb)  # noqa: E731
-            o, m = self._tiled(np.ascontiguousarray(flip(rgb)), restore=True, given=flip(mask))
+            o, m = self._tiled(flip(rgb), restore=True, given=flip(mask))  # each tile is made contiguous
             out += flip(o)
             votes += flip(m)
         # The mask reported: pixels flagged in at least half of the passes.
