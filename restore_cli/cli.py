@@ -129,7 +129,7 @@ def _report_notes(image, note, start: int = 0) -> int:
 
 def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext: Optional[str], save_mask: bool,
                    device: Device, precision: Precision, tile: int, tile_pad: int, skip_existing: bool,
-                   weights: Optional[Path], fail_fast: bool, quiet: bool, tta: bool = False) -> None:
+                   weights: Optional[Path], fail_fast: bool, quiet: bool, tta: bool) -> None:
     """What every restoration command does: restore each input into ``output``."""
     from .batch import Reporter
     from .imageio import is_supported_output_ext, read_image, write_image, write_mask

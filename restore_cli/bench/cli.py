@@ -52,7 +52,7 @@ def bench(
 
 
 def _run(dataset, model, weights, root, out, convention, save_outputs, limit, device, tile, tile_pad,
-         precision, tta=False):
+         precision, tta):
     from ..pipeline import load_pipeline
     from . import synthetic
     from .datasets import find_pairs, locate
