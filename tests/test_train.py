@@ -317,3 +317,23 @@ def test_netl_fine_tunes_from_another_checkpoint(setup, tmp_path):
     netl = [name for name in got if name.startswith("netl.")]
     assert all(torch.equal(got[name], source[name]) for name in netl)
     assert not all(torch.equal(fresh["model"][name], source[name]) for name in netl)
+
+
+def test_netr_loss_is_the_recipes(setup, tmp_path):
+    """netr_loss "mse" trains NetR on the squared error (what PSNR measures) instead of L1."""
+    from restore_cli.train.loop import pixel_loss
+
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert pixel_loss(a, b, Recipe()).item() == 0.5
+    assert pixel_loss(a, b, Recipe(netr_loss="mse")).item() == 0.25
+    recipe, data, val = setup
+    train("netl", recipe, data, val, tmp_path, steps=2, log_every=2)
+    first = {}
+    for loss in ("l1", "mse"):
+        out = tmp_path / loss
+        train("netr", replace(recipe, netr_loss=loss), data, val, out, steps=1, init=tmp_path / "netl.ckpt", log_every=1)
+        first[loss] = json.loads((out / "netr.log").read_text().splitlines()[0])["loss"]
+    # The same first batch and weights: errors below 1 squared, mean(e^2) >= mean(|e|)^2.
+    assert first["l1"] ** 2 <= first["mse"] < first["l1"], first
+    with pytest.raises(ValueError, match="netr_loss"):
+        Recipe(netr_loss="l2")

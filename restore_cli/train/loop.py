@@ -105,6 +105,11 @@ def soft_dice_loss(logits: torch.Tensor, gt_mask: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * (p * g).sum(1) + 1) / (p.sum(1) + g.sum(1) + 1)).mean()
 
 
+def pixel_loss(restored: torch.Tensor, clean: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """NetR's loss: the recipe's ``netr_loss`` between its output and the clean photo."""
+    return F.mse_loss(restored, clean) if recipe.netr_loss == "mse" else F.l1_loss(restored, clean)
+
+
 def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Recipe) -> dict[str, float]:
     """Mask F1/BCE for NetL, RGB PSNR (restored vs input) for NetR, on the fixed val batch."""
     degraded, clean, gt_mask = val
@@ -265,7 +270,7 @@ def train(
                 loss = mask_loss(logits.float(), gt_mask, recipe)
             else:
                 mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
-                loss = F.l1_loss(model.netr(degraded, mask, feats).float(), clean)
+                loss = pixel_loss(model.netr(degraded, mask, feats).float(), clean, recipe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..models.config import SPAIRConfig
 
+NETR_LOSSES = ("l1", "mse")
+
 
 def _last_started(schedule: list[list[float]], step: int, default: tuple) -> tuple:
     """The last ``[from_step, value]`` entry of ``schedule`` that has started by ``step``."""
@@ -58,6 +60,9 @@ class Recipe:
     # photos it has not seen, so that NetR learns not to restore a region only because it
     # is flagged (0: every mask cut at ``mask_logit``, as in inference).
     netr_mask_jitter: float = 0.0
+    # NetR's pixel loss: "l1" (SPAIR's), or "mse", the error PSNR measures (a last
+    # fine-tuning stage for the PSNR a model is scored by).
+    netr_loss: str = "l1"
     # What the training steps compute in: "bf16" runs forward and backward under
     # torch.autocast (convs and GEMMs in bf16, weights and optimiser in fp32): about 1.6x
     # faster on a CPU with native bf16. Validation stays fp32.
@@ -69,6 +74,8 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"recipe precision {self.precision!r}: choose fp32 or bf16")
+        if self.netr_loss not in NETR_LOSSES:
+            raise ValueError(f"recipe netr_loss {self.netr_loss!r}: choose {' or '.join(NETR_LOSSES)}")
 
     def lr_at(self, stage: str, step: int) -> float:
         """Learning rate of ``stage`` at ``step``: ``lr`` (or the last restart's), halved every
