@@ -206,6 +206,7 @@ def mask(
     weights: Optional[Path] = WeightsOpt,
     fail_fast: bool = FailFastOpt,
     quiet: bool = QuietOpt,
+    tta: bool = typer.Option(False, "--tta", help="The majority of the masks of the four flips of each image: 4x slower."),
 ) -> None:
     """Predict where images are degraded.
 
@@ -218,7 +219,7 @@ def mask(
     save = save or overlay
     kinds = ["mask"] * save + ["overlay"] * overlay
     jobs = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
-    pipe = _load_pipeline(task.value, weights, device, precision, tile, tile_pad)
+    pipe = _load_pipeline(task.value, weights, device, precision, tile, tile_pad, tta)
 
     def work(job, note):
         image = read_image(job.src)

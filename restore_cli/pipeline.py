@@ -183,22 +183,30 @@ class Pipeline:
         ``mask`` (bool (H, W)), if given, replaces NetL's: e.g. a synthesis's
         ground truth, to score what a perfect NetL would give (``recipes/eval.py --mask gt``).
         """
-        if not self.tta:
-            out, used_mask = self._tiled(rgb, restore=True, given=mask)
-            assert out is not None
-            return out, used_mask
-        out, votes = np.zeros(rgb.shape, np.float32), np.zeros(rgb.shape[:2], np.int8)
-        for lr, tb in FLIPS:
-            flip = lambda a: None if a is None else _flip(a, lr, tb)  # noqa: E731
-            o, m = self._tiled(flip(rgb), restore=True, given=flip(mask))  # each tile is made contiguous
-            out += flip(o)
-            votes += flip(m)
-        # The mask reported: pixels flagged in at least half of the passes.
-        return out / len(FLIPS), votes * 2 >= len(FLIPS)
+        out, used_mask = self._passes(rgb, restore=True, given=mask)
+        assert out is not None
+        return out, used_mask
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """The predicted degradation mask, bool (H, W)."""
-        return self._tiled(rgb, restore=False)[1]
+        return self._passes(rgb, restore=False)[1]
+
+    def _passes(
+        self, rgb: np.ndarray, restore: bool, given: np.ndarray | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """One ``_tiled`` pass, or with ``tta`` one per flip: the outputs, flipped back,
+        averaged, and the mask of pixels flagged in at least half of the passes."""
+        if not self.tta:
+            return self._tiled(rgb, restore, given)
+        out = np.zeros(rgb.shape, np.float32) if restore else None
+        votes = np.zeros(rgb.shape[:2], np.int8)
+        for lr, tb in FLIPS:
+            flip = lambda a: None if a is None else _flip(a, lr, tb)  # noqa: E731
+            o, m = self._tiled(flip(rgb), restore, flip(given))  # each tile is made contiguous
+            if out is not None:
+                out += flip(o)
+            votes += flip(m)
+        return (None if out is None else out / len(FLIPS)), votes * 2 >= len(FLIPS)
 
 
 def load_pipeline(

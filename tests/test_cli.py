@@ -59,6 +59,8 @@ def test_tta_reaches_the_pipeline_and_changes_the_output(cli, loads, tmp_path):
     assert [c["tta"] for c in loads] == [False, True]
     plain, tta = (np.asarray(Image.open(tmp_path / d / "rainy.png")) for d in "ab")
     assert not np.array_equal(plain, tta)
+    assert cli("mask", src, "--tta").exit_code == 0
+    assert [c["tta"] for c in loads] == [False, True, True]
 
 
 def test_default_output_folder_is_restored(cli, tmp_path, monkeypatch):

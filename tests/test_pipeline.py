@@ -180,4 +180,6 @@ def test_tta_averages_the_four_flips_flipped_back(model):
         np.testing.assert_allclose(out, np.mean(outs, axis=0), atol=1e-6)
         assert np.array_equal(used, np.mean(masks, axis=0) >= 0.5)
         assert not np.allclose(out, plain.restore(rgb, mask)[0], atol=1e-4)  # the flips do change it
+        if mask is None:  # restore mask --tta: the same majority, without NetR
+            assert np.array_equal(tta.mask(rgb), used)
     assert np.array_equal(tta.restore(rgb, given)[1], given)  # a given mask is every pass's mask
