@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "59d2023b1624df43636e180d133c5d32bfe610b76091458400a8fdbec79904ed",
+    "derain": "af56a126237540aae4a5878ac4c3a00b7483fdb66fda706f4da7ded66a47e795",
     "deraindrop": "458165b0a40ac7e15ff26b57140be4161d8d89e242b12cf2ef8b03318b97392f",
     "deshadow": "eb695d3467fe833161707ac1260d50affba18e7bcd7ce62e4c03fad6c24b509a",
     "deblur": "c520c165315f1d3dd903b18d352730b9aa1711ddb5f05146450dbef6c350cf25",
@@ -61,7 +61,7 @@ class WeightsRecord:
 # A task whose weights come from a recipe of another name (recipes/<name>.json,
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
-    "derain": "derain-crop160",  # derain-netl5 (five-level NetR, NetL with 5-layer dense blocks), NetR trained on 3 times
+    "derain": "derain-crop224",  # derain-netl5 (five-level NetR, NetL with 5-layer dense blocks), NetR trained on 4 times
     "deraindrop": "deraindrop-deep2",  # deraindrop-ctx4's NetR deepened to five levels and trained on, twice
     "deblur": "deblur-netl",  # deblur's NetL with deeper dense blocks and context blocks, BCE + Dice on 128 px crops
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
