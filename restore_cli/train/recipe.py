@@ -60,8 +60,7 @@ class Recipe:
     # photos it has not seen, so that NetR learns not to restore a region only because it
     # is flagged (0: every mask cut at ``mask_logit``, as in inference).
     netr_mask_jitter: float = 0.0
-    # NetR's pixel loss: "l1" (SPAIR's), or "mse", the error PSNR measures (a last
-    # fine-tuning stage for the PSNR a model is scored by).
+    # NetR's pixel loss: "l1" (SPAIR's), or "mse", the error PSNR measures.
     netr_loss: str = "l1"
     # What the training steps compute in: "bf16" runs forward and backward under
     # torch.autocast (convs and GEMMs in bf16, weights and optimiser in fp32): about 1.6x
