@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "af56a126237540aae4a5878ac4c3a00b7483fdb66fda706f4da7ded66a47e795",
-    "deraindrop": "458165b0a40ac7e15ff26b57140be4161d8d89e242b12cf2ef8b03318b97392f",
+    "deraindrop": "b9af1644d1648030fcac8f23e68fd1f233a7b00263435bc01410cdcdb9a11039",
     "deshadow": "eb695d3467fe833161707ac1260d50affba18e7bcd7ce62e4c03fad6c24b509a",
     "deblur": "c520c165315f1d3dd903b18d352730b9aa1711ddb5f05146450dbef6c350cf25",
 }
@@ -62,7 +62,7 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-crop224",  # derain-netl5 (five-level NetR, NetL with 5-layer dense blocks), NetR trained on 4 times
-    "deraindrop": "deraindrop-deep2",  # deraindrop-ctx4's NetR deepened to five levels and trained on, twice
+    "deraindrop": "deraindrop-crop224",  # deraindrop-ctx4's NetR deepened to five levels and trained on, 3 times
     "deblur": "deblur-netl",  # deblur's NetL with deeper dense blocks and context blocks, BCE + Dice on 128 px crops
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
 }
