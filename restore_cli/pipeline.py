@@ -11,8 +11,10 @@ retried.
 With ``tta`` (test-time augmentation, ``--tta``), the image is restored four
 times, as it is and flipped left-right, top-bottom and both, and the four
 outputs, flipped back, are averaged: +0.16 to +0.22 dB on the derain val
-sets for 4x the time (README, Models). No transposes: rain falls down, and a turned photo would show the
-network sideways streaks it never learnt.
+sets for 4x the time (README, Models). The mask is the pixels flagged in at
+least two of the four passes, for ``restore`` and ``mask`` alike. No
+transposes: rain falls down, and a turned photo would show the network
+sideways streaks it never learnt.
 """
 
 from __future__ import annotations
