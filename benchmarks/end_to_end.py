@@ -116,14 +116,17 @@ def prenet_seconds(images: list, device: str) -> dict[str, list[float]]:
     """Seconds per image of PReNet-6 on ``images`` (HxWx3 float RGB), fp32 and bf16 autocast."""
     torch.manual_seed(0)
     net = PReNet().to(device).eval()
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     times = {"fp32": [], "bf16": []}
     with torch.inference_mode():
         for rgb in images:
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(device)
             for precision, seconds in times.items():
                 with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    sync()
                     start = time.perf_counter()
                     net(x)
+                    sync()  # a GPU runs the net asynchronously: wait for it before reading the clock
                     seconds.append(time.perf_counter() - start)
     return times
 

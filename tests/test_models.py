@@ -80,6 +80,16 @@ def test_mask_logit_sets_where_netl_s_mask_is_cut(tmp_path):
     assert load_spair(tmp_path / "w.safetensors").cfg.mask_logit == cut
 
 
+def test_the_cut_is_made_on_the_logits_device():
+    """The cut value follows NetL's logits to their device. The "meta" device stands in
+    for CUDA, which no machine here has: a cut left on the CPU failed --device cuda."""
+    model = SPAIR(TINY).eval().to("meta")
+    x = torch.zeros(2, 3, 16, 16, device="meta")
+    assert model.predict_mask(x).shape == (2, 1, 16, 16)
+    logits = torch.zeros(2, 1, 16, 16, device="meta")
+    assert model.cut(logits, torch.tensor([0.0, 1.0])).device.type == "meta"  # one cut per sample
+
+
 def test_a_given_mask_is_padded_as_the_image_is():
     """A mask given to ``forward`` (eval's GT mask) reaches NetR padded like the image, not with
     zeros: zeros would mark the padding clean, and SNL and SFM would draw on it as clean context."""

@@ -89,7 +89,7 @@ def mask_loss(logits: torch.Tensor, gt_mask: torch.Tensor, recipe: Recipe) -> to
 
 def weighted_bce(logits: torch.Tensor, gt_mask: torch.Tensor, recipe: Recipe) -> torch.Tensor:
     """BCE against the GT mask, degraded pixels weighted by ``netl_pos_weight``."""
-    pos_weight = torch.tensor(recipe.netl_pos_weight)
+    pos_weight = torch.tensor(recipe.netl_pos_weight, device=logits.device)
     return F.binary_cross_entropy_with_logits(logits, gt_mask, pos_weight=pos_weight)
 
 
