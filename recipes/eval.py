@@ -14,6 +14,7 @@ the shadow region). Last line: JSON.
     .venv/bin/python recipes/eval.py --task deshadow --n 40 --mask gt   # NetR's bound: a perfect NetL
     .venv/bin/python recipes/eval.py --task deblur --n 40 --mask-logit -1  # NetL's mask cut elsewhere
     .venv/bin/python recipes/eval.py --task derain --n 40 --tta  # restore --tta: the mean of 4 flips
+    .venv/bin/python recipes/eval.py --task derain --n 40 --debias  # also: with each photo's mean Y error removed
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from restore_cli.bench.protocols import CONVENTIONS, to_uint8
 from restore_cli.memory import keep_freed_memory
-from restore_cli.metrics import f1_score
+from restore_cli.metrics import f1_score, psnr, rgb_to_y
 from restore_cli.pipeline import Pipeline
 from restore_cli.synth.degraders import degrade_with_mask, degrader
 from restore_cli.synth.rain import add_rain
@@ -50,8 +51,16 @@ SETS = {
 CONVENTION_NAMES = {"derain": ["y-matlab"], "deraindrop": ["rgb"], "deshadow": ["rgb", "lab-mae"], "deblur": ["rgb"]}
 
 
+def debiased_y_psnr(out_u8: np.ndarray, clean_u8: np.ndarray) -> float:
+    """Y-PSNR (MATLAB Y, 255) after removing the output's mean Y error: an oracle that
+    tells how much of the error is the photo's overall brightness (a haze veil misjudged)."""
+    ya, yb = rgb_to_y(out_u8 / 255.0), rgb_to_y(clean_u8 / 255.0)
+    return psnr(ya - (ya - yb).mean(), yb, 255.0)
+
+
 def evaluate(
-    pipe: Pipeline, task: str, degrade, clean_dir: str, n: int, threshold: float, gt_mask_to_netr: bool = False
+    pipe: Pipeline, task: str, degrade, clean_dir: str, n: int, threshold: float, gt_mask_to_netr: bool = False,
+    debias: bool = False,
 ) -> dict:
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[task]]
     records = []
@@ -61,11 +70,15 @@ def evaluate(
         degraded_u8, clean_u8 = to_uint8(degraded), to_uint8(clean)  # as if read back from 8-bit PNGs
         out, mask = pipe.restore(degraded_u8.astype(np.float32) / 255.0, gt_mask if gt_mask_to_netr else None)
         record = {"f1": f1_score(mask, gt_mask)}
+        if debias:
+            record["debiased_psnr"] = debiased_y_psnr(to_uint8(out), clean_u8)
         for conv in conventions:
             record.update(conv.score(to_uint8(out), clean_u8, gt_mask))
             record.update({f"input_{k}": v for k, v in conv.score(degraded_u8, clean_u8, gt_mask).items()})
         records.append(record)
     result = {"n": len(records), "f1": float(np.mean([r["f1"] for r in records]))}
+    if debias:
+        result["debiased_psnr"] = float(np.mean([r["debiased_psnr"] for r in records]))
     for conv in conventions:
         result.update(conv.aggregate(records, conv.metrics))
         result.update({f"input_{k}": v for k, v in conv.aggregate(records, conv.metrics, "input_").items()})
@@ -86,6 +99,8 @@ def main() -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="what the networks compute in (restore's --precision); the README's numbers are fp32")
     ap.add_argument("--tta", action="store_true", help="average over the four flips (restore's --tta)")
+    ap.add_argument("--debias", action="store_true",
+                    help="also report Y-PSNR with each photo's mean Y error removed (an oracle; Y conventions)")
     args = ap.parse_args()
     unknown = set(args.sets or []) - set(SETS[args.task])
     if unknown:
@@ -98,7 +113,7 @@ def main() -> None:
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
     sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
-    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold, args.mask == "gt")
+    results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold, args.mask == "gt", args.debias)
                for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
     mask_source = "the synthesis's GT mask" if args.mask == "gt" else "NetL's mask"
@@ -110,7 +125,8 @@ def main() -> None:
     print(f"{'set':8} {'n':>4} " + " ".join(f"{'input ' + m:>13} {m:>8}" for m in metrics) + f" {'mask F1':>8}")
     for name, r in results.items():
         cells = " ".join(f"{r['input_' + m]:>13.4g} {r[m]:>8.4g}" for m in metrics)
-        print(f"{name:8} {r['n']:>4} {cells} {r['f1']:>8.3f}")
+        debiased = f"   debiased Y-PSNR {r['debiased_psnr']:.4g}" if args.debias else ""
+        print(f"{name:8} {r['n']:>4} {cells} {r['f1']:>8.3f}{debiased}")
     print(f"({time.time() - t0:.0f} s)")
     print(json.dumps(results))
 
