@@ -293,6 +293,38 @@ def test_dense_blocks_with_more_layers_start_computing_what_their_source_did():
         assert not torch.allclose(grown.netl(x)[0], want_logits)
 
 
+def test_context_blocks_that_see_extremes_start_computing_what_their_source_did():
+    """netr_init into a NetR whose context blocks also see each channel's darkest and
+    brightest blocks (``context_extremes``): same output at the start, and the new
+    statistics are really there, only ignored."""
+    from restore_cli.train.loop import transplant
+
+    cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
+    torch.manual_seed(0)
+    source = SPAIR(cfg).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    grown = SPAIR(replace(cfg, netr=replace(cfg.netr, context_extremes=True))).eval()
+    grown.netl.load_state_dict(source.netl.state_dict())
+    transplant(grown.netr, {"model": source.state_dict()}, "netr.")
+    x = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        logits, feats = source.netl(x)
+        mask = source.cut(logits)
+        want = source.netr(x, mask, feats)
+        torch.testing.assert_close(grown.netr(x, mask, feats), want)
+        grown.netr.mid_context.mlp[0].weight[:, -1].add_(0.5)  # the brightest block's statistic reaches the MLP
+        assert not torch.allclose(grown.netr(x, mask, feats), want)
+
+
+def test_context_extremes_are_left_out_of_the_saved_config_at_their_default():
+    """Weights exported before ``context_extremes`` keep their bytes; a model with it saves it."""
+    assert "context_extremes" not in TINY.to_dict()["netr"]
+    on = replace(TINY, netr=replace(TINY.netr, global_context=True, context_extremes=True))
+    assert type(on).from_dict(on.to_dict()) == on
+
+
 def test_netr_starts_from_exported_weights(setup, tmp_path):
     """netr_init may name a shipped .safetensors (whose run directory is gone): same start as its checkpoint."""
     recipe, data, val = setup

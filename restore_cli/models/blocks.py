@@ -53,32 +53,44 @@ class Up(nn.Module):
         return self.fuse(torch.cat([self.conv(x), skip], dim=1))
 
 
+EXTREMES_BLOCK = 8  # px: GlobalContext's extremes are of block means, not of single pixels
+
+
 class GlobalContext(nn.Module):
     """Image-wide context: every pixel is scaled and shifted by an MLP of the
     feature map's per-channel mean and std (FiLM). Lets a local network see
     global properties such as a haze veil or the overall rain density.
 
+    With ``extremes`` the MLP also sees each channel's lowest and highest mean
+    over 8x8 blocks: a veil lifts the darkest parts of a photo, which the mean
+    and std confound with the scene's own brightness and contrast.
+
     The last layer starts at zero, so the block starts as the identity and can
     be added to a trained network (``netr_init``) without changing its output.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, extremes: bool = False):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(2 * channels, channels), act(), nn.Linear(channels, 2 * channels))
+        self.extremes = extremes
+        stats = 4 if extremes else 2
+        self.mlp = nn.Sequential(nn.Linear(stats * channels, channels), act(), nn.Linear(channels, 2 * channels))
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Two plain reductions: torch.std_mean is ~6x slower on channels-last maps.
         mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).square().mean(dim=(2, 3)).sqrt()
-        scale, shift = self.mlp(torch.cat([mean.flatten(1), std], dim=1)).chunk(2, dim=1)
+        stats = [mean.flatten(1), (x - mean).square().mean(dim=(2, 3)).sqrt()]
+        if self.extremes:
+            blocks = F.avg_pool2d(x, EXTREMES_BLOCK, ceil_mode=True)
+            stats += [blocks.amin(dim=(2, 3)), blocks.amax(dim=(2, 3))]
+        scale, shift = self.mlp(torch.cat(stats, dim=1)).chunk(2, dim=1)
         return torch.addcmul(shift[..., None, None], x, 1 + scale[..., None, None])  # x * (1 + scale) + shift
 
 
-def context_block(channels: int, enabled: bool) -> nn.Module:
+def context_block(channels: int, enabled: bool, extremes: bool = False) -> nn.Module:
     """A ``GlobalContext`` where the config asks for one, else the identity."""
-    return GlobalContext(channels) if enabled else nn.Identity()
+    return GlobalContext(channels, extremes) if enabled else nn.Identity()
 
 
 def mask_pyramid(mask: torch.Tensor, levels: int) -> list[torch.Tensor]:

@@ -31,6 +31,7 @@ class NetRConfig:
     snl: bool = True  # sparse non-local modules in the decoder
     snl_from_level: int = 0  # ... in the decoder levels from this one down (1: none at full resolution)
     global_context: bool = False  # FiLM from image-wide feature statistics after the bottleneck and each decoder level
+    context_extremes: bool = False  # ... which also sees each channel's darkest and brightest 8x8 block
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class SPAIRConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["mask_logit"] == 0.0:  # left out at its default: the weights exported before it keep their bytes
+        # Left out at their defaults: the weights exported before them keep their bytes.
+        if d["mask_logit"] == 0.0:
             del d["mask_logit"]
+        if not d["netr"]["context_extremes"]:
+            del d["netr"]["context_extremes"]
         return d
 
     @classmethod

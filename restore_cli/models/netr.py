@@ -36,7 +36,7 @@ class DecoderLevel(nn.Module):
         branches = 2 if snl else 1
         self.merge = nn.Conv2d(branches * channels, channels, 1)
         self.dense = DenseBlock(channels, cfg.growth, cfg.layers)
-        self.context = context_block(channels, cfg.global_context)
+        self.context = context_block(channels, cfg.global_context, cfg.context_extremes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         active = ops.active_set(mask)  # mask-to-index work, once per level
@@ -58,7 +58,7 @@ class NetR(nn.Module):
         self.sfm = nn.ModuleList(SFM(c, lc) for c, lc in zip(w[:-1], netl_cfg.widths[:-1]))
         self.down = nn.ModuleList(Down(a, b) for a, b in zip(w[:-1], w[1:]))
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
-        self.mid_context = context_block(w[-1], cfg.global_context)
+        self.mid_context = context_block(w[-1], cfg.global_context, cfg.context_extremes)
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(w[:-1], w[1:]))
         self.dec = nn.ModuleList(
             DecoderLevel(c, cfg, snl=cfg.snl and level >= cfg.snl_from_level) for level, c in enumerate(w[:-1])

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from ..metrics import f1_score, psnr
 from ..models import SPAIR, save_spair
-from ..models.blocks import DenseBlock
+from ..models.blocks import DenseBlock, GlobalContext
 from ..models.netr import NetR
 from ..weights.hub import is_safetensors, shipped_state
 from .recipe import Recipe
@@ -133,8 +133,9 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
     A tensor whose name the module also has is copied, cut to the module's shape
     (its leading slice: e.g. a 1x1 merge conv that loses an input branch keeps the
     weights of the branches before it); the module's other tensors keep their init.
-    A NetR with more levels than the source's, and dense blocks with more layers,
-    are then made to compute what the source did (``_deepen``, ``_grow_dense_blocks``).
+    A NetR with more levels than the source's, dense blocks with more layers and
+    context blocks that see more statistics are then made to compute what the
+    source did (``_deepen``, ``_grow_dense_blocks``, ``_grow_context_blocks``).
     """
     source = {k.removeprefix(prefix): v for k, v in shipped_state(checkpoint).items() if k.startswith(prefix)}
     with torch.no_grad():
@@ -146,6 +147,7 @@ def transplant(module: torch.nn.Module, checkpoint: dict, prefix: str) -> None:
         if isinstance(module, NetR) and levels < len(module.cfg.widths):
             _deepen(module, source, levels)
         _grow_dense_blocks(module, source)
+        _grow_context_blocks(module, source)
 
 
 def _grow_dense_blocks(module: torch.nn.Module, source: dict[str, torch.Tensor]) -> None:
@@ -160,6 +162,15 @@ def _grow_dense_blocks(module: torch.nn.Module, source: dict[str, torch.Tensor])
         same_widths = fuse.shape[0] == block.fuse.out_channels and first.shape[0] == block.convs[0][0].out_channels  # channels, growth
         if same_widths and fuse.shape[1] < block.fuse.in_channels:
             block.fuse.weight[:, fuse.shape[1] :].zero_()
+
+
+def _grow_context_blocks(module: torch.nn.Module, source: dict[str, torch.Tensor]) -> None:
+    """Context blocks that see more statistics than the source's (``context_extremes``)
+    start ignoring the new ones (zero weights), so they compute what the source's did."""
+    for name, block in module.named_modules():
+        first = source.get(f"{name}.mlp.0.weight")
+        if isinstance(block, GlobalContext) and first is not None and first.shape[1] < block.mlp[0].in_features:
+            block.mlp[0].weight[:, first.shape[1] :].zero_()
 
 
 def _deepen(netr: NetR, source: dict[str, torch.Tensor], levels: int) -> None:
