@@ -66,7 +66,8 @@ class SPAIR(nn.Module):
         """NetL's logits (B,1,H,W) -> the binary mask (1 where degraded), cut at ``at``
         (a number, or one per sample; by default ``cfg.mask_logit``)."""
         at = self.cfg.mask_logit if at is None else at
-        return (logits > torch.as_tensor(at, dtype=logits.dtype, device=logits.device).reshape(-1, 1, 1, 1)).to(logits.dtype)
+        at = torch.as_tensor(at, dtype=logits.dtype, device=logits.device).reshape(-1, 1, 1, 1)
+        return (logits > at).to(logits.dtype)
 
     def predict_mask(self, x: torch.Tensor) -> torch.Tensor:
         """The binary mask (B,1,H,W) from NetL alone, cut as ``forward`` cuts it."""
