@@ -246,20 +246,28 @@ def test_a_narrower_netr_starts_from_a_trained_one(setup, tmp_path):
     assert torch.equal(merge, source["netr.dec.0.merge.weight"][:, : merge.shape[1]])
 
 
-def test_a_deeper_netr_starts_computing_what_its_source_did():
-    """netr_init into a NetR with more levels: the source's bottleneck becomes the
-    encoder block of its last level and the new, deeper path starts switched off."""
+def _random_source_and_transplant(cfg, target_cfg):
+    """A SPAIR of ``cfg`` with random weights everywhere (no zero-initialised layer: every
+    tensor matters) and one of ``target_cfg`` whose NetR starts from it (NetL copied)."""
     from restore_cli.train.loop import transplant
 
-    cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
     torch.manual_seed(0)
     source = SPAIR(cfg).eval()
     with torch.no_grad():
-        for p in source.parameters():  # no zero-initialised layers: every tensor matters
+        for p in source.parameters():
             p.copy_(torch.randn_like(p) * 0.3)
-    deep = SPAIR(replace(cfg, netr=replace(cfg.netr, widths=(*cfg.netr.widths, 12, 16)))).eval()
-    deep.netl.load_state_dict(source.netl.state_dict())
-    transplant(deep.netr, {"model": source.state_dict()}, "netr.")
+    target = SPAIR(target_cfg).eval()
+    target.netl.load_state_dict(source.netl.state_dict())
+    transplant(target.netr, {"model": source.state_dict()}, "netr.")
+    return source, target
+
+
+def test_a_deeper_netr_starts_computing_what_its_source_did():
+    """netr_init into a NetR with more levels: the source's bottleneck becomes the
+    encoder block of its last level and the new, deeper path starts switched off."""
+    cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
+    deeper = replace(cfg, netr=replace(cfg.netr, widths=(*cfg.netr.widths, 12, 16)))
+    source, deep = _random_source_and_transplant(cfg, deeper)
     x = torch.rand(2, 3, 16, 24)
     with torch.no_grad():
         logits, feats = source.netl(x)
@@ -297,17 +305,8 @@ def test_context_blocks_that_see_extremes_start_computing_what_their_source_did(
     """netr_init into a NetR whose context blocks also see each channel's darkest and
     brightest blocks (``context_extremes``): same output at the start, and the new
     statistics are really there, only ignored."""
-    from restore_cli.train.loop import transplant
-
     cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
-    torch.manual_seed(0)
-    source = SPAIR(cfg).eval()
-    with torch.no_grad():
-        for p in source.parameters():
-            p.copy_(torch.randn_like(p) * 0.3)
-    grown = SPAIR(replace(cfg, netr=replace(cfg.netr, context_extremes=True))).eval()
-    grown.netl.load_state_dict(source.netl.state_dict())
-    transplant(grown.netr, {"model": source.state_dict()}, "netr.")
+    source, grown = _random_source_and_transplant(cfg, replace(cfg, netr=replace(cfg.netr, context_extremes=True)))
     x = torch.rand(2, 3, 32, 40)
     with torch.no_grad():
         logits, feats = source.netl(x)
