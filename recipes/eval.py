@@ -69,11 +69,12 @@ def evaluate(
         degraded, gt_mask = degrade_with_mask(degrade, clean, np.random.default_rng([SEED, i]), threshold)
         degraded_u8, clean_u8 = to_uint8(degraded), to_uint8(clean)  # as if read back from 8-bit PNGs
         out, mask = pipe.restore(degraded_u8.astype(np.float32) / 255.0, gt_mask if gt_mask_to_netr else None)
+        out_u8 = to_uint8(out)
         record = {"f1": f1_score(mask, gt_mask)}
         if debias:
-            record["debiased_psnr"] = debiased_y_psnr(to_uint8(out), clean_u8)
+            record["debiased_psnr"] = debiased_y_psnr(out_u8, clean_u8)
         for conv in conventions:
-            record.update(conv.score(to_uint8(out), clean_u8, gt_mask))
+            record.update(conv.score(out_u8, clean_u8, gt_mask))
             record.update({f"input_{k}": v for k, v in conv.score(degraded_u8, clean_u8, gt_mask).items()})
         records.append(record)
     result = {"n": len(records), "f1": float(np.mean([r["f1"] for r in records]))}
