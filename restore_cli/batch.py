@@ -8,6 +8,7 @@ no partial file is left, and ``skip_existing`` resumes the batch later.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # What a job may raise for one bad file; anything else is a bug and propagates.
 FILE_ERRORS = (RestoreError, OSError, MemoryError)
 
-Work = Callable[[Job, Callable[[str], None]], None]
+# ``say(text)`` prints a note about the job on stderr, ``say(text, out=True)`` a line on stdout.
+Say = Callable[..., None]
+Work = Callable[[Job, Say], None]
 
 
 def describe(err: BaseException) -> str:
@@ -53,6 +56,10 @@ class Reporter:
     def note(self, file: str | Path, text: str) -> None:
         if not self.quiet:
             self._line(f"note: {file}: {text}")
+
+    def echo(self, text: str) -> None:
+        """A line of the command's output, on stdout."""
+        print(text, flush=True)
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -104,14 +111,93 @@ def _written_since(paths: list[Path], before: list[tuple[int, int] | None]) -> b
     return bool(paths) and all(n is not None and n != b for n, b in zip(now, before))
 
 
-def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bool = False,
-              fail_fast: bool = False) -> Summary:
-    """Run ``work(job, note)`` for each job and return the summary (also printed).
+def pending(jobs: list[Job], skip_existing: bool) -> list[Job]:
+    """The jobs a batch will run: not failed in planning, and not skipped because their outputs exist."""
+    return [job for job in jobs if not job.error
+            and not (skip_existing and job.outputs and all(p.exists() for p in job.outputs))]
 
-    Jobs whose ``error`` is already set are reported first, before any image
-    is processed. With ``skip_existing`` a job is skipped when all its
-    outputs exist. Output folders are created as needed.
+
+@dataclass
+class Outcome:
+    """How one job ended: ``status`` done, failed (``reason`` says why) or stopped (Ctrl-C
+    before it had written its outputs); ``interrupted`` when Ctrl-C arrived during it."""
+
+    status: str
+    reason: str = ""
+    interrupted: bool = False
+
+
+DONE, FAILED, STOPPED = "done", "failed", "stopped"
+
+
+class Attempt:
+    """One job on its way: its outputs' stamps from before it ran tell, if it is cut short,
+    whether it had already written them all (atomic writes leave nothing partial)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        for p in job.outputs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.before = _stamps(job.outputs)
+
+    def cut_short(self) -> Outcome:
+        """The outcome of a job stopped by Ctrl-C (or its worker's death) before it returned."""
+        return Outcome(DONE if _written_since(self.job.outputs, self.before) else STOPPED, interrupted=True)
+
+    def run(self, work: Work, say: Say) -> Outcome:
+        """Run ``work`` on the job: a bad file becomes a failed outcome, Ctrl-C a cut-short one."""
+        try:
+            work(self.job, say)
+            return Outcome(DONE)
+        except FILE_ERRORS as err:
+            return Outcome(FAILED, describe(err))
+        except KeyboardInterrupt:
+            return self.cut_short()
+
+
+class InProcess:
+    """Runs each job here, one at a time: the runner ``run_batch`` uses for a plain work function."""
+
+    def __init__(self, work: Work):
+        self.work = work
+        self.waiting: list[Job] = []
+
+    def start(self, say: Callable[[Job], Say]) -> None:
+        self.say = say
+
+    def has_room(self) -> bool:
+        return not self.waiting
+
+    def busy(self) -> bool:
+        return bool(self.waiting)
+
+    def submit(self, job: Job) -> None:
+        self.waiting.append(job)
+
+    def next_outcome(self) -> tuple[Job, Outcome]:
+        job = self.waiting.pop()
+        return job, Attempt(job).run(self.work, self.say(job))
+
+    def stop(self) -> list[tuple[Job, Outcome]]:
+        """Abandon the batch: nothing is running once Ctrl-C reaches the loop."""
+        self.waiting.clear()
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_existing: bool = False,
+              fail_fast: bool = False) -> Summary:
+    """Run ``work(job, say)`` for each job and return the summary (also printed).
+
+    ``work`` is a function run here, or a runner with ``InProcess``'s methods
+    (``workers.ProcessPool`` runs jobs in worker processes). Jobs whose
+    ``error`` is already set are reported first, before any image is
+    processed. With ``skip_existing`` a job is skipped when all its outputs
+    exist. Output folders are created as needed.
     """
+    runner = work if hasattr(work, "next_outcome") else InProcess(work)
     summary = Summary(len(jobs))
     for job in jobs:
         if job.error:
@@ -120,37 +206,51 @@ def run_batch(jobs: list[Job], work: Work, reporter: Reporter, skip_existing: bo
     runnable = [job for job in jobs if not job.error]
     if fail_fast and summary.failed:
         runnable = []
+    todo = pending(runnable, skip_existing)
+    summary.skipped = len(runnable) - len(todo)
     show = len(runnable) > 1 and not reporter.quiet and reporter.console.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=reporter.console, transient=True, disable=not show)
+                        console=reporter.console, transient=True, disable=not show,
+                        redirect_stdout=sys.stdout.isatty())  # piped output (restore mask's densities) stays on stdout
+    bar = progress.add_task("restoring", total=len(runnable), completed=summary.skipped)
+
+    def count(job: Job, outcome: Outcome) -> None:
+        if outcome.status == DONE:
+            summary.done += 1
+        elif outcome.status == FAILED:
+            reporter.error(job.src, outcome.reason)
+            summary.failed += 1
+        progress.advance(bar)
+
+    def say(job: Job) -> Say:
+        return lambda text, out=False: reporter.echo(text) if out else reporter.note(job.src, text)
+
+    def submit(job: Job) -> None:
+        progress.update(bar, description=job.src.name)
+        runner.submit(job)
+
     start = time.perf_counter()
-    in_flight = None  # (job, jobs counted before it, its outputs' stamps): Ctrl-C may land after its last write
+    waiting = list(reversed(todo))
     try:
         with progress:
-            bar = progress.add_task("restoring", total=len(runnable))
-            for job in runnable:
-                progress.update(bar, description=job.src.name)
-                if skip_existing and job.outputs and all(p.exists() for p in job.outputs):
-                    summary.skipped += 1
-                else:
-                    try:
-                        for p in job.outputs:
-                            p.parent.mkdir(parents=True, exist_ok=True)
-                        in_flight = (job, summary.done + summary.failed, _stamps(job.outputs))
-                        work(job, lambda text, src=job.src: reporter.note(src, text))
-                        summary.done += 1
-                    except FILE_ERRORS as err:
-                        reporter.error(job.src, describe(err))
-                        summary.failed += 1
-                        if fail_fast:
-                            break
-                progress.advance(bar)
+            runner.start(say)
+            while waiting and runner.has_room():
+                submit(waiting.pop())
+            while runner.busy():
+                job, outcome = runner.next_outcome()
+                count(job, outcome)
+                if outcome.interrupted:
+                    raise KeyboardInterrupt
+                if outcome.status == FAILED and fail_fast:
+                    waiting.clear()
+                while waiting and runner.has_room():
+                    submit(waiting.pop())
     except KeyboardInterrupt:
         summary.interrupted = True
-        if in_flight is not None:  # the job Ctrl-C stopped (not yet counted) is done if it had written all its outputs
-            job, counted_before, before = in_flight
-            if summary.done + summary.failed == counted_before and _written_since(job.outputs, before):
-                summary.done += 1
+        for job, outcome in runner.stop():
+            count(job, outcome)
+    finally:
+        runner.close()
     summary.seconds = time.perf_counter() - start
     if summary.interrupted or not reporter.quiet:
         reporter.console.print(summary.line(), markup=False)

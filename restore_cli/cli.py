@@ -78,20 +78,19 @@ SkipExistingOpt = typer.Option(False, "--skip-existing", help="Skip inputs whose
 WeightsOpt = typer.Option(None, "--weights", help="Weights file (.safetensors or checkpoint) instead of the task's.")
 FailFastOpt = typer.Option(False, "--fail-fast", help="Stop at the first file that fails.")
 TtaOpt = typer.Option(False, "--tta", help="Average over the four flips of each image: a little better, 4x slower.")
+JobsOpt = typer.Option(0, "--jobs", "-j", min=0,
+                       help="Images processed at once, each in its own process with its own copy of the model "
+                            "(0 = one per CPU core, as memory allows; 1 on a GPU).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only print errors (no progress bar, notes or summary).")
 
 
-def _load_pipeline(task: str, weights: Optional[Path], device: Device, precision: Precision, tile: int, tile_pad: int,
-                   tta: bool = False):
-    """The task's pipeline, or exit 2 with one line when weights or device are unavailable."""
-    from . import pipeline
+def _load_pipeline(model):
+    """``model.load()`` here, or exit 2 with one line when weights or device are unavailable."""
     from .batch import EXIT_USAGE
     from .errors import WeightsError
-    from .memory import keep_freed_memory
 
-    keep_freed_memory()  # big feature maps reuse freed memory instead of page-faulting in fresh pages
     try:
-        pipe = pipeline.load_pipeline(task, weights, device.value, tile, tile_pad, precision.value, tta)
+        pipe = model.load()
     except (WeightsError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -114,26 +113,39 @@ def _collect(inputs: list[str], output: Path, outputs):
     return [Job(Path(arg), [], error=reason) for arg, reason in problems] + plan(sources, output, outputs)
 
 
-def _run(jobs, work, reporter, skip_existing: bool, fail_fast: bool) -> None:
-    from .batch import run_batch
+def _run(jobs, make_work, quiet: bool, skip_existing: bool, fail_fast: bool, processes: int) -> None:
+    """Run the batch with ``make_work``'s work function: here, or in ``processes`` worker processes
+    (0: ``workers.auto_processes``). Exits with the batch's exit code."""
+    from dataclasses import replace
 
-    raise typer.Exit(run_batch(jobs, work, reporter, skip_existing, fail_fast).exit_code)
+    from .batch import EXIT_USAGE, Reporter, pending, run_batch
+    from .errors import RestoreError
+    from .workers import ProcessPool, auto_processes, cpu_count
 
+    model = make_work.model
+    processes = processes or auto_processes(len(pending(jobs, skip_existing)), model.device)
+    try:
+        if processes > 1:  # each worker loads the weights verified here
+            from .weights import resolve
 
-def _report_notes(image, note, start: int = 0) -> int:
-    """Print ``image.notes[start:]``; returns the count printed so far."""
-    for text in image.notes[start:]:
-        note(text)
-    return len(image.notes)
+            model = replace(model, weights=resolve(model.task, model.weights).path)
+            work = ProcessPool(replace(make_work, model=model), processes, max(1, cpu_count() // processes))
+        else:
+            work = make_work(_load_pipeline(model))
+        summary = run_batch(jobs, work, Reporter(quiet), skip_existing, fail_fast)
+    except RestoreError as err:  # weights the workers cannot use
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    raise typer.Exit(summary.exit_code)
 
 
 def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext: Optional[str], save_mask: bool,
                    device: Device, precision: Precision, tile: int, tile_pad: int, skip_existing: bool,
-                   weights: Optional[Path], fail_fast: bool, quiet: bool, tta: bool) -> None:
+                   weights: Optional[Path], fail_fast: bool, quiet: bool, tta: bool, processes: int = 0) -> None:
     """What every restoration command does: restore each input into ``output``."""
-    from .batch import Reporter
-    from .imageio import is_supported_output_ext, read_image, write_image, write_mask
+    from .imageio import is_supported_output_ext
     from .inputs import output_name, sidecar_name
+    from .work import Model, RestoreImages
 
     if any(sep in suffix for sep in ("/", os.sep, os.altsep) if sep):
         raise typer.BadParameter("must not contain a path separator", param_hint="--suffix")
@@ -147,18 +159,8 @@ def restore_images(task: str, inputs: list[str], output: Path, suffix: str, ext:
         return [name, sidecar_name(name, "mask")] if save_mask else [name]
 
     jobs = _collect(inputs, output, names)
-    pipe = _load_pipeline(task, weights, device, precision, tile, tile_pad, tta)
-
-    def work(job, note):
-        image = read_image(job.src)
-        shown = _report_notes(image, note)
-        restored, mask = pipe.restore(image.rgb)
-        write_image(job.outputs[0], image, restored)
-        if save_mask:
-            write_mask(job.outputs[1], mask)
-        _report_notes(image, note, shown)
-
-    _run(jobs, work, Reporter(quiet), skip_existing, fail_fast)
+    model = Model(task, weights, device.value, precision.value, tile, tile_pad, tta)
+    _run(jobs, RestoreImages(model, save_mask), quiet, skip_existing, fail_fast, processes)
 
 
 def _restore_command(task: str):
@@ -178,9 +180,10 @@ def _restore_command(task: str):
         fail_fast: bool = FailFastOpt,
         quiet: bool = QuietOpt,
         tta: bool = TtaOpt,
+        jobs: int = JobsOpt,
     ) -> None:
         restore_images(task, inputs, output, suffix, ext, save_mask, device, precision, tile, tile_pad,
-                       skip_existing, weights, fail_fast, quiet, tta)
+                       skip_existing, weights, fail_fast, quiet, tta, jobs)
 
     command.__doc__ = (f"{TASK_HELP[task]}\n\nEach output keeps its input's name (and format) under -o. Exit status: "
                        "0 all done, 1 some file failed, 2 no weights, 130 interrupted (resume with --skip-existing).")
@@ -207,33 +210,20 @@ def mask(
     fail_fast: bool = FailFastOpt,
     quiet: bool = QuietOpt,
     tta: bool = typer.Option(False, "--tta", help="The majority of the masks of the four flips of each image: 4x slower."),
+    jobs: int = JobsOpt,
 ) -> None:
     """Predict where images are degraded.
 
     With --save, write binary masks; without, print FILE<TAB>density (the fraction of pixels masked).
     """
-    from .batch import Reporter
-    from .imageio import read_image, write_mask, write_overlay
     from .inputs import sidecar_name
+    from .work import Model, WriteMasks
 
     save = save or overlay
-    kinds = ["mask"] * save + ["overlay"] * overlay
-    jobs = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
-    pipe = _load_pipeline(task.value, weights, device, precision, tile, tile_pad, tta)
-
-    def work(job, note):
-        image = read_image(job.src)
-        _report_notes(image, note)
-        m = pipe.mask(image.rgb)
-        if not save:
-            typer.echo(f"{job.src}\t{m.mean():.4f}")
-        for path, kind in zip(job.outputs, kinds):
-            if kind == "mask":
-                write_mask(path, m)
-            else:
-                write_overlay(path, image, m)
-
-    _run(jobs, work, Reporter(quiet), skip_existing and save, fail_fast)
+    kinds = ("mask",) * save + ("overlay",) * overlay
+    jobs_ = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
+    model = Model(task.value, weights, device.value, precision.value, tile, tile_pad, tta)
+    _run(jobs_, WriteMasks(model, kinds), quiet, skip_existing and save, fail_fast, jobs)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ atomically. Every failure is an ``ImageError`` with one line naming the file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import uuid
@@ -195,7 +196,7 @@ def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) 
     which is synced to disk and renamed over `path`. On any failure, Ctrl-C included, the
     temporary file is removed and an existing `path` is left as it was."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")  # see temporary_files
     try:
         write_to_tmp(tmp)
         with open(tmp, "rb+") as written:
@@ -205,6 +206,12 @@ def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) 
         tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def temporary_files(path: str | os.PathLike) -> list[Path]:
+    """The temporary files ``atomic_write(path)`` may have left if its process was killed."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.????????.tmp{glob.escape(path.suffix)}"))
 
 
 def _fsync_folder(folder: Path) -> None:

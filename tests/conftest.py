@@ -77,12 +77,20 @@ def loads(monkeypatch, tiny_model) -> list[dict]:
 
 @pytest.fixture
 def cli(loads):
-    """Run ``restore ARGS...`` in-process against the tiny model; returns the click Result."""
+    """Run ``restore ARGS...`` in-process against the tiny model; returns the click Result.
+
+    Image commands get ``--jobs 1`` first (a later ``--jobs`` wins): worker processes would not
+    see the tiny model patched in here.
+    """
     from restore_cli.cli import app
+    from restore_cli.tasks import TASKS
 
     runner = CliRunner()
 
     def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
+        args = [str(a) for a in args]
+        if args and (args[0] in TASKS or args[0] == "mask"):
+            args[1:1] = ["--jobs", "1"]
+        return runner.invoke(app, args)
 
     return invoke

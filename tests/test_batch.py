@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from restore_cli import workers
 from restore_cli.batch import Reporter, Summary, describe, run_batch
-from restore_cli.errors import ImageError
+from restore_cli.errors import ImageError, RestoreError, WeightsError
 from restore_cli.inputs import Job, Source, collect, output_name, plan, safe_relpath, sidecar_name
 
 from .conftest import restore_cmd, subprocess_env, write_image
@@ -43,6 +44,25 @@ def touch_work(fail: set[str] = frozenset(), interrupt_at: str | None = None):
             p.write_text("ok")
 
     return work
+
+
+class TouchWork:
+    """``touch_work`` as a picklable record, for worker processes; ``die_at``: the worker exits there."""
+
+    def __init__(self, fail=frozenset(), die_at=None):
+        self.fail, self.die_at = set(fail), die_at
+
+    def __call__(self):
+        touch = touch_work(self.fail)
+
+        def work(job, say):
+            if job.src.name == self.die_at:
+                job.outputs[0].with_name(f".{job.outputs[0].name}.0123abcd.tmp").write_text("half")
+                os._exit(3)
+            touch(job, say)
+            say(f"{job.src.name} by {os.getpid()}", out=True)
+
+        return work
 
 
 # --- the runner ---------------------------------------------------------------------------------
@@ -118,6 +138,55 @@ def test_ctrl_c_after_a_job_wrote_its_outputs_counts_it_done(tmp_path):
     summary = run_batch(jobs_in(tmp_path, ["a", "b", "c"]), work, reporter_to(buf, quiet=True))
     assert (summary.done, summary.left, summary.exit_code) == (2, 1, 130)
     assert "done 2, skipped 0, failed 0, interrupted 1" in buf.getvalue()
+
+
+def test_worker_processes_share_the_batch_and_report_as_this_process_does(tmp_path, capsys):
+    buf = io.StringIO()
+    names = ["a", "b", "c", "d", "e"]
+    summary = run_batch(jobs_in(tmp_path, names), workers.ProcessPool(TouchWork(fail={"b"}), 2), reporter_to(buf))
+    lines = buf.getvalue().splitlines()
+    assert f"error: {tmp_path / 'b'}: broken on purpose" in lines
+    assert f"note: {tmp_path / 'a'}: looked at it" in lines
+    assert lines[-1].startswith("done 4, skipped 0, failed 1 (")
+    assert (summary.done, summary.failed, summary.exit_code) == (4, 1, 1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c", "d", "e"]
+    printed = capsys.readouterr().out.splitlines()  # say(..., out=True) lands on this process's stdout
+    assert sorted(line.split()[0] for line in printed) == ["a", "c", "d", "e"]
+    assert {line.split()[-1] for line in printed} != {str(os.getpid())}  # not run here
+
+
+def test_a_worker_that_dies_fails_its_file_only(tmp_path):
+    buf = io.StringIO()
+    names = ["a", "b", "c", "d"]
+    summary = run_batch(jobs_in(tmp_path, names), workers.ProcessPool(TouchWork(die_at="b"), 2), reporter_to(buf))
+    assert (summary.done, summary.failed, summary.exit_code) == (3, 1, 1)
+    assert f"error: {tmp_path / 'b'}: the worker process died (exit code 3); out of memory?" in buf.getvalue()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c", "d"]  # its temporary file removed
+
+
+class Unusable:
+    def __call__(self):
+        raise WeightsError("weights.bin: not usable")
+
+
+def test_a_worker_that_cannot_start_stops_the_batch(tmp_path):
+    with pytest.raises(RestoreError, match="^weights.bin: not usable$"):
+        run_batch(jobs_in(tmp_path, ["a", "b"]), workers.ProcessPool(Unusable(), 2), reporter_to(io.StringIO()))
+    assert not (tmp_path / "out").exists()
+
+
+def test_auto_processes(monkeypatch):
+    monkeypatch.setattr(workers, "cpu_count", lambda: 4)
+    monkeypatch.setattr(workers, "may_have_cuda", lambda: False)
+    monkeypatch.setattr(workers, "available_memory", lambda: 64 * workers.GIB)
+    assert [workers.auto_processes(n, "auto") for n in (0, 1, 3, 9)] == [1, 1, 3, 4]
+    monkeypatch.setattr(workers, "available_memory", lambda: 5 * workers.GIB)
+    assert workers.auto_processes(9, "cpu") == 2  # 2 GiB each
+    monkeypatch.setattr(workers, "available_memory", lambda: None)
+    assert workers.auto_processes(9, "cpu") == 4
+    assert workers.auto_processes(9, "cuda") == 1
+    monkeypatch.setattr(workers, "may_have_cuda", lambda: True)
+    assert (workers.auto_processes(9, "auto"), workers.auto_processes(9, "cpu")) == (1, 4)
 
 
 def test_other_exceptions_are_bugs_and_propagate(tmp_path):
@@ -209,12 +278,13 @@ def test_plan_flags_case_insensitive_collisions_and_input_overwrites(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
-def test_sigint_leaves_only_whole_files_and_skip_existing_resumes(tmp_path, tiny_weights):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigint_leaves_only_whole_files_and_skip_existing_resumes(tmp_path, tiny_weights, jobs):
     names = [f"img{i:02d}.png" for i in range(30)]
     for i, name in enumerate(names):
         write_image(tmp_path / "in" / name, (48, 48), seed=i)
     out = tmp_path / "out"
-    cmd = restore_cmd("derain", tmp_path / "in", "-o", out, "--weights", tiny_weights, "--device", "cpu")
+    cmd = restore_cmd("derain", tmp_path / "in", "-o", out, "--weights", tiny_weights, "--device", "cpu", "-j", jobs)
 
     def finished() -> list[str]:
         return sorted(p.name for p in out.glob("*") if not p.name.startswith(".")) if out.exists() else []

@@ -13,6 +13,7 @@ from PIL import Image
 import restore_cli.cli
 import restore_cli.pipeline
 from restore_cli.imageio import read_image
+from restore_cli.work import Model
 
 from .conftest import restore_cmd, subprocess_env, write_image
 
@@ -288,6 +289,44 @@ def test_real_weights_file_runs(tiny_weights, tmp_path):
     assert Image.open(tmp_path / "out" / "a.png").size == (32, 24)
 
 
+def test_worker_processes_write_what_one_process_writes(tiny_weights, tmp_path):
+    from typer.testing import CliRunner
+
+    for i in range(3):
+        write_image(tmp_path / "in" / f"{i}.png", seed=i)
+    write_image(tmp_path / "in" / "gray.png", mode="LA")
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    args = ["derain", str(tmp_path / "in"), "--weights", str(tiny_weights), "--device", "cpu", "--precision", "fp32",
+            "--save-mask"]
+    results = {j: CliRunner().invoke(restore_cli.cli.app, [*args, "-o", str(tmp_path / f"out{j}"), "-j", j])
+               for j in ("1", "2")}
+    for result in results.values():
+        assert result.exit_code == 1, result.output
+        assert error_lines(result) == [f"error: {tmp_path / 'in' / 'broken.png'}: not an image, or not a supported "
+                                       "format (PNG, JPEG, TIFF, WEBP, BMP, GIF, PPM)"]
+        assert "done 4, skipped 0, failed 1" in result.stderr
+    names = sorted(p.name for p in (tmp_path / "out1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "out2").iterdir()) and len(names) == 8
+    for name in names:
+        one, two = (np.asarray(Image.open(tmp_path / f"out{j}" / name)).astype(int) for j in (1, 2))
+        assert one.shape == two.shape and np.abs(one - two).max() <= 1, name  # thread counts may round differently
+
+
+def test_weights_the_workers_cannot_use_are_one_line_exit_2(tmp_path):
+    from safetensors.numpy import save_file
+    from typer.testing import CliRunner
+
+    for i in range(2):
+        write_image(tmp_path / "in" / f"{i}.png", seed=i)
+    bogus = tmp_path / "bogus.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(bogus))
+    result = CliRunner().invoke(restore_cli.cli.app, ["derain", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                                      "--weights", str(bogus), "--device", "cpu", "-j", "2"])
+    assert result.exit_code == 2, result.output
+    assert len(error_lines(result)) == 1 and error_lines(result)[0].startswith(f"error: {bogus}: "), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_every_task_and_sub_app_is_a_command():
     from restore_cli.tasks import TASKS
 
@@ -319,6 +358,6 @@ def test_cuda_without_cupy_says_so(monkeypatch, capsys, has_cupy):
     fake = types.SimpleNamespace(device=torch.device("cuda"))
     monkeypatch.setattr(restore_cli.pipeline, "load_pipeline", lambda *a: fake)
     monkeypatch.setattr(cuda, "available", lambda: has_cupy)
-    assert restore_cli.cli._load_pipeline("derain", None, restore_cli.cli.Device.cuda, restore_cli.cli.Precision.auto, 512, 32) is fake
+    assert restore_cli.cli._load_pipeline(Model("derain", device="cuda")) is fake
     note = "CuPy is not installed" in capsys.readouterr().err
     assert note != has_cupy

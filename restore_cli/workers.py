@@ -1,0 +1,208 @@
+"""Run a batch's jobs in worker processes, each with its own copy of the model.
+
+On a CPU, restoring a folder is faster with one process per core, each
+computing with one thread, than with one process whose every layer is split
+across the cores: many of the network's steps are too small to split well.
+``ProcessPool`` is a runner for ``batch.run_batch``. The workers are
+*spawned* (a fresh interpreter each: no forked OpenMP or torch state), so
+the work function is rebuilt in each one from a picklable ``make_work``.
+
+Ctrl-C belongs to the main process: the workers ignore SIGINT (they start
+with it ignored, so not even their start-up prints a traceback). On Ctrl-C,
+or when a worker dies, the main process kills the workers, removes the
+temporary files of the jobs they were writing, and counts each of those jobs
+done if it had already written all its outputs (``batch.Attempt``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .batch import FAILED, Attempt, Job, Outcome, Say, Work, describe
+from .errors import RestoreError
+from .imageio import temporary_files
+
+GIB = 1 << 30
+MEMORY_PER_WORKER = 2 * GIB  # a 4000x3000 photo in 512 px tiles peaked at 1.9 GiB (README)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def may_have_cuda() -> bool:
+    """Whether an NVIDIA driver is present, told without importing torch."""
+    return Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia/version").exists()
+
+
+def auto_processes(n_jobs: int, device: str) -> int:
+    """How many worker processes ``--jobs 0`` (auto) uses for ``n_jobs`` images.
+
+    One per CPU core, as memory allows (``MEMORY_PER_WORKER`` each), and no more
+    than there are images. One, in this process, for a GPU (or where one may be).
+    """
+    if device == "cuda" or (device == "auto" and may_have_cuda()):
+        return 1
+    memory = available_memory()
+    by_memory = max(1, memory // MEMORY_PER_WORKER) if memory is not None else n_jobs
+    return max(1, min(n_jobs, cpu_count(), by_memory))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    tasks: multiprocessing.queues.Queue
+    attempt: Attempt | None = None  # the job it is on
+
+
+def _serve(make_work: Callable[[], Work], threads: int, wid: int, tasks, results) -> None:
+    """A worker's life: build the work function, then run jobs until told to stop (None)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # before OpenMP starts: no idle threads spinning
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        work = make_work()
+    except (RestoreError, ValueError, OSError) as err:
+        results.put((wid, "fatal", describe(err)))
+        return
+    results.put((wid, "ready", None))
+    while (job := tasks.get()) is not None:
+        def say(text: str, out: bool = False) -> None:
+            results.put((wid, "say", (text, out)))
+
+        results.put((wid, "outcome", Attempt(job).run(work, say)))
+
+
+class ProcessPool:
+    """Runs jobs in ``size`` spawned worker processes, ``threads`` torch threads each."""
+
+    def __init__(self, make_work: Callable[[], Work], size: int, threads: int = 1):
+        self.make_work, self.size, self.threads = make_work, size, threads
+        self.context = multiprocessing.get_context("spawn")
+        self.results = self.context.Queue()
+        self.workers: dict[int, _Worker] = {}
+        self.next_id = 0
+
+    def _spawn(self) -> None:
+        wid, self.next_id = self.next_id, self.next_id + 1
+        tasks = self.context.Queue()
+        process = self.context.Process(target=_serve, args=(self.make_work, self.threads, wid, tasks, self.results),
+                                       name=f"restore-worker-{wid}", daemon=True)
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: the worker never sees Ctrl-C
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, old)
+        self.workers[wid] = _Worker(process, tasks)
+
+    def start(self, say: Callable[[Job], Say]) -> None:
+        """Start the workers and wait until each has built its work function.
+
+        Raises ``RestoreError`` with the first worker's reason if one cannot (e.g. unusable weights).
+        """
+        self.say = say
+        for _ in range(self.size):
+            self._spawn()
+        ready = 0
+        while ready < self.size:
+            wid, kind, payload = self._receive()
+            if kind == "fatal":
+                raise RestoreError(payload)
+            if kind == "died":
+                raise RestoreError(f"a worker process died while starting (exit code {payload})")
+            ready += kind == "ready"
+
+    def _receive(self) -> tuple[int, str, object]:
+        """The next message from a worker; a worker found dead is reported as its own message."""
+        while True:
+            try:
+                return self.results.get(timeout=0.5)
+            except queue.Empty:
+                for wid, worker in self.workers.items():
+                    if not worker.process.is_alive():
+                        return wid, "died", worker.process.exitcode
+
+    def has_room(self) -> bool:
+        return any(w.attempt is None for w in self.workers.values())
+
+    def busy(self) -> bool:
+        return any(w.attempt is not None for w in self.workers.values())
+
+    def submit(self, job: Job) -> None:
+        worker = next(w for w in self.workers.values() if w.attempt is None)
+        worker.attempt = Attempt(job)
+        worker.tasks.put(job)
+
+    def next_outcome(self) -> tuple[Job, Outcome]:
+        """Wait for a job to end. A worker that died takes its job with it (failed) and is replaced."""
+        while True:
+            wid, kind, payload = self._receive()
+            worker = self.workers.get(wid)
+            if worker is None or worker.attempt is None:
+                continue  # a stray message (e.g. from a worker replaced meanwhile)
+            job = worker.attempt.job
+            if kind == "say":
+                text, out = payload
+                self.say(job)(text, out=out)
+            elif kind == "outcome":
+                worker.attempt = None
+                return job, payload
+            elif kind == "died":
+                _remove_temporary_files(job)
+                del self.workers[wid]
+                self._spawn()
+                return job, Outcome(FAILED, f"the worker process died (exit code {payload}); out of memory?")
+
+    def stop(self) -> list[tuple[Job, Outcome]]:
+        """Kill the workers (Ctrl-C); the outcome of each job they were on, from its files."""
+        ended = []
+        for worker in self.workers.values():
+            worker.process.kill()
+            worker.process.join()
+            if worker.attempt is not None:
+                _remove_temporary_files(worker.attempt.job)
+                ended.append((worker.attempt.job, worker.attempt.cut_short()))
+                worker.attempt = None
+        return ended
+
+    def close(self) -> None:
+        """Let idle workers exit, kill any still running, and wait for them all."""
+        for worker in self.workers.values():
+            if worker.process.is_alive():
+                worker.tasks.put(None)
+        for worker in self.workers.values():
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        self.workers.clear()
+
+
+def _remove_temporary_files(job: Job) -> None:
+    """Remove what a killed worker may have left half-written for ``job``."""
+    for path in job.outputs:
+        for tmp in temporary_files(path):
+            tmp.unlink(missing_ok=True)
