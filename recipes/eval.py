@@ -39,13 +39,25 @@ from restore_cli.weights import REGISTRY, load_model
 
 SEED = 100
 
-# The val sets of each task: name -> degrader. Derain is scored per rain regime.
+
+
+def untouched(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The "none" set: the photo as it is, nothing to find (what a model does to a photo without its degradation)."""
+    return clean, np.zeros(clean.shape[:2], bool)
+
+
+# The val sets of each task: name -> degrader. Derain is scored per rain regime. The sets in
+# OPTIONAL_SETS run only when --sets names them: "none" (every task) and deblur's "objects"
+# (a still camera, only moving objects blurred).
 SETS = {
     "derain": {regime: partial(add_rain, regime=regime) for regime in ("light", "heavy", "extreme")},
     "deraindrop": {"val": degrader("deraindrop")},
     "deshadow": {"val": degrader("deshadow")},
-    "deblur": {"val": degrader("deblur")},
+    "deblur": {"val": degrader("deblur"), "objects": degrader("deblur", still=1.0)},
 }
+for _sets in SETS.values():
+    _sets["none"] = untouched
+OPTIONAL_SETS = {"none", "objects"}
 # Derain keeps the PReNet convention (unrounded MATLAB Y) its first numbers used;
 # the others score RGB PSNR, and shadows also the ISTD Lab errors.
 CONVENTION_NAMES = {"derain": ["y-matlab"], "deraindrop": ["rgb"], "deshadow": ["rgb", "lab-mae"], "deblur": ["rgb"]}
@@ -70,14 +82,14 @@ def evaluate(
         degraded_u8, clean_u8 = to_uint8(degraded), to_uint8(clean)  # as if read back from 8-bit PNGs
         out, mask = pipe.restore(degraded_u8.astype(np.float32) / 255.0, gt_mask if gt_mask_to_netr else None)
         out_u8 = to_uint8(out)
-        record = {"f1": f1_score(mask, gt_mask)}
+        record = {"f1": f1_score(mask, gt_mask), "flagged": float(mask.mean())}
         if debias:
             record["debiased_psnr"] = debiased_y_psnr(out_u8, clean_u8)
         for conv in conventions:
             record.update(conv.score(out_u8, clean_u8, gt_mask))
             record.update({f"input_{k}": v for k, v in conv.score(degraded_u8, clean_u8, gt_mask).items()})
         records.append(record)
-    result = {"n": len(records), "f1": float(np.mean([r["f1"] for r in records]))}
+    result = {"n": len(records), **{k: float(np.mean([r[k] for r in records])) for k in ("f1", "flagged")}}
     if debias:
         result["debiased_psnr"] = float(np.mean([r["debiased_psnr"] for r in records]))
     for conv in conventions:
@@ -86,13 +98,19 @@ def evaluate(
     return result
 
 
+def _cell(value: float | None) -> str:
+    """A score for the table; None where a set has nothing to score (no shadow in the "none" set)."""
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", required=True, choices=list(SETS))
     ap.add_argument("--weights", default=None, help="default: the task's shipped weights")
     ap.add_argument("--val", default="../shared/data/bsds500/val")
     ap.add_argument("--n", type=int, default=40)
-    ap.add_argument("--sets", nargs="+", default=None, help="only these val sets (derain: light heavy extreme)")
+    ap.add_argument("--sets", nargs="+", default=None,
+                    help="only these val sets (derain: light heavy extreme; every task: none; deblur: val objects)")
     ap.add_argument("--mask", choices=["netl", "gt"], default="netl",
                     help="gt: NetR gets the synthesis's GT mask instead of NetL's (what a perfect NetL would give)")
     ap.add_argument("--mask-logit", type=float, default=None,
@@ -113,7 +131,8 @@ def main() -> None:
     pipe = Pipeline.from_model(model, args.task, device="cpu", precision=args.precision, tta=args.tta)
     threshold = Recipe.load(REGISTRY[args.task].recipe_json).threshold  # the shipped model's recipe
     t0 = time.time()
-    sets = {name: d for name, d in SETS[args.task].items() if args.sets is None or name in args.sets}
+    sets = {name: d for name, d in SETS[args.task].items()
+            if (name in args.sets if args.sets else name not in OPTIONAL_SETS)}
     results = {name: evaluate(pipe, args.task, d, args.val, args.n, threshold, args.mask == "gt", args.debias)
                for name, d in sets.items()}
     conventions = [CONVENTIONS[name] for name in CONVENTION_NAMES[args.task]]
@@ -123,11 +142,11 @@ def main() -> None:
     for conv in conventions:
         print(f"convention {conv.name}: {conv.source}")
     metrics = [m for conv in conventions for m in conv.metrics]
-    print(f"{'set':8} {'n':>4} " + " ".join(f"{'input ' + m:>13} {m:>8}" for m in metrics) + f" {'mask F1':>8}")
+    print(f"{'set':8} {'n':>4} " + " ".join(f"{'input ' + m:>13} {m:>8}" for m in metrics) + f" {'mask F1':>8} {'flagged':>8}")
     for name, r in results.items():
-        cells = " ".join(f"{r['input_' + m]:>13.4g} {r[m]:>8.4g}" for m in metrics)
+        cells = " ".join(f"{_cell(r['input_' + m]):>13} {_cell(r[m]):>8}" for m in metrics)
         debiased = f"   debiased Y-PSNR {r['debiased_psnr']:.4g}" if args.debias else ""
-        print(f"{name:8} {r['n']:>4} {cells} {r['f1']:>8.3f}{debiased}")
+        print(f"{name:8} {r['n']:>4} {cells} {r['f1']:>8.3f} {r['flagged']:>8.1%}{debiased}")
     print(f"({time.time() - t0:.0f} s)")
     print(json.dumps(results))
 

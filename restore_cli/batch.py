@@ -94,13 +94,14 @@ class Summary:
 
 
 def _stamps(paths: list[Path]) -> list[tuple[int, int] | None]:
-    """Each path's (inode, mtime), None where it does not exist: an atomic rewrite changes both."""
+    """Each path's (inode, mtime), None where it does not exist (or cannot be looked at): an
+    atomic rewrite changes both."""
     stamps = []
     for p in paths:
         try:
             st = p.stat()
             stamps.append((st.st_ino, st.st_mtime_ns))
-        except FileNotFoundError:
+        except OSError:
             stamps.append(None)
     return stamps
 
@@ -136,8 +137,6 @@ class Attempt:
 
     def __init__(self, job: Job):
         self.job = job
-        for p in job.outputs:
-            p.parent.mkdir(parents=True, exist_ok=True)
         self.before = _stamps(job.outputs)
 
     def cut_short(self) -> Outcome:
@@ -147,6 +146,8 @@ class Attempt:
     def run(self, work: Work, say: Say) -> Outcome:
         """Run ``work`` on the job: a bad file becomes a failed outcome, Ctrl-C a cut-short one."""
         try:
+            for p in self.job.outputs:
+                p.parent.mkdir(parents=True, exist_ok=True)
             work(self.job, say)
             return Outcome(DONE)
         except FILE_ERRORS as err:

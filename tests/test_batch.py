@@ -80,6 +80,18 @@ def test_errors_notes_summary_and_exit_code(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c"]
 
 
+@pytest.mark.parametrize("processes", [0, 2])
+def test_an_output_folder_that_cannot_be_made_fails_its_file_only(tmp_path, processes):
+    jobs = jobs_in(tmp_path, ["a", "b"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").write_text("a file where a folder should go")
+    jobs[0].outputs = [tmp_path / "out" / "sub" / "a"]
+    work = workers.ProcessPool(TouchWork(), processes) if processes else touch_work()
+    summary = run_batch(jobs, work, reporter_to(io.StringIO()))
+    assert (summary.done, summary.failed) == (1, 1)
+    assert (tmp_path / "out" / "b").exists()
+
+
 def test_quiet_prints_only_errors(tmp_path):
     buf = io.StringIO()
     summary = run_batch(jobs_in(tmp_path, ["a", "b"]), touch_work(fail={"a"}), reporter_to(buf, quiet=True))

@@ -123,6 +123,20 @@ def test_motion_blur_mixes_in_linear_light():
     assert min(rises) > 0.05  # averaging 0.1/0.9 in linear light lands well above sRGB 0.5
 
 
+def test_a_still_camera_blurs_only_moving_objects():
+    yy, xx = np.mgrid[0:240, 0:320]
+    checks = np.where(((yy // 4 + xx // 4) % 2)[..., None] > 0, 0.8, 0.2).repeat(3, -1).astype(np.float32)
+    for s in range(4):
+        shaken, shaken_mask = add_motion_blur(checks, np.random.default_rng(s))
+        still, still_mask = add_motion_blur(checks, np.random.default_rng(s), still=1.0)
+        assert shaken_mask.mean() > 0.95  # camera shake smears every edge of the frame
+        sharp = np.abs(still - checks).max(-1) < 0.03  # unchanged but for sensor noise
+        assert 0.01 < still_mask.mean() < 0.5 and sharp.mean() > 0.5
+        assert (still_mask & sharp).sum() < 0.05 * still_mask.sum()  # on the blurred objects, not the sharp rest
+    default = add_motion_blur(checks, np.random.default_rng(7))[0]
+    assert np.array_equal(default, add_motion_blur(checks, np.random.default_rng(7), still=0.0)[0])
+
+
 def test_motion_blur_noise_is_mild_and_mask_is_where_the_blur_is_strong():
     for s in range(3):
         out, mask = add_motion_blur(flat(), np.random.default_rng(s))

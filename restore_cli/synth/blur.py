@@ -136,11 +136,18 @@ def _object_matte(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(m, (0, 0), 1.0)[..., None]
 
 
-def add_motion_blur(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def add_motion_blur(clean: np.ndarray, rng: np.random.Generator, still: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(blurred, mask)``: ``clean`` (H, W, 3 float32 in [0, 1]) with spatially
-    varying motion blur and mild noise, and where that blur is strong."""
+    varying motion blur and mild noise, and where that blur is strong.
+
+    ``still`` is the probability that the camera holds still: then only moving
+    objects (one or two) are blurred and the rest of the frame stays sharp, so
+    that NetL learns that sharp detail is not blur. At 0 (the default, which
+    made the fixed val set) no random number is drawn for it.
+    """
     h, w = clean.shape[:2]
     lin = to_linear(clean)
+    camera_still = still > 0 and rng.random() < still
     # Camera shake: mostly short-to-medium, sometimes long; two variants across the frame.
     length = float(np.exp(rng.uniform(np.log(3.0), np.log(28.0))))
     shake = rng.uniform(0.0, 1.0) ** 2
@@ -149,9 +156,11 @@ def add_motion_blur(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
     if np.abs(turned - turned[len(turned) // 2]).max() > MAX_LENGTH / 2:
         turned = path
     ramp = _ramp(h, w, rng)
-    out = (1 - ramp) * _filter(lin, kernel_from_path(path)) + ramp * _filter(lin, kernel_from_path(turned))
+    out = lin if camera_still else (1 - ramp) * _filter(lin, kernel_from_path(path)) + ramp * _filter(
+        lin, kernel_from_path(turned))
     # Moving objects, layered over the background with their own, straighter motion.
-    for _ in range(int(rng.choice(3, p=[0.45, 0.4, 0.15]))):
+    objects = int(rng.choice(3, p=[0.45, 0.4, 0.15]))
+    for _ in range(max(objects, camera_still)):
         obj_len = float(min(length * rng.uniform(1.0, 3.0) + rng.uniform(2, 8), MAX_LENGTH))
         k = random_kernel(rng, obj_len, rng.uniform(0.0, 0.3))
         matte = _object_matte(h, w, rng)
