@@ -21,7 +21,7 @@ PINNED_SHA256: dict[str, str | None] = {
     "derain": "af56a126237540aae4a5878ac4c3a00b7483fdb66fda706f4da7ded66a47e795",
     "deraindrop": "b9af1644d1648030fcac8f23e68fd1f233a7b00263435bc01410cdcdb9a11039",
     "deshadow": "eb695d3467fe833161707ac1260d50affba18e7bcd7ce62e4c03fad6c24b509a",
-    "deblur": "c520c165315f1d3dd903b18d352730b9aa1711ddb5f05146450dbef6c350cf25",
+    "deblur": "93ef47ca726a59c4b8a128b594ddd71aaaca9cab781b99d154c694f1dfec382d",
 }
 
 
@@ -63,7 +63,7 @@ class WeightsRecord:
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-crop224",  # derain-netl5 (five-level NetR, NetL with 5-layer dense blocks), NetR trained on 4 times
     "deraindrop": "deraindrop-crop224",  # deraindrop-ctx4's NetR deepened to five levels and trained on, 3 times
-    "deblur": "deblur-netl",  # deblur's NetL with deeper dense blocks and context blocks, BCE + Dice on 128 px crops
+    "deblur": "deblur-still2",  # deblur-netl retrained so that a still camera (sharp background, moving objects) is not blur
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
 }
 
