@@ -221,9 +221,9 @@ def mask(
 
     save = save or overlay
     kinds = ("mask",) * save + ("overlay",) * overlay
-    jobs_ = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
+    planned = _collect(inputs, output, lambda rel: [sidecar_name(rel, kind) for kind in kinds])
     model = Model(task.value, weights, device.value, precision.value, tile, tile_pad, tta)
-    _run(jobs_, WriteMasks(model, kinds), quiet, skip_existing and save, fail_fast, jobs)
+    _run(planned, WriteMasks(model, kinds), quiet, skip_existing and save, fail_fast, jobs)
 
 
 def main() -> None:
