@@ -89,9 +89,8 @@ def evaluate(
             record.update(conv.score(out_u8, clean_u8, gt_mask))
             record.update({f"input_{k}": v for k, v in conv.score(degraded_u8, clean_u8, gt_mask).items()})
         records.append(record)
-    result = {"n": len(records), **{k: float(np.mean([r[k] for r in records])) for k in ("f1", "flagged")}}
-    if debias:
-        result["debiased_psnr"] = float(np.mean([r["debiased_psnr"] for r in records]))
+    means = ("f1", "flagged", "debiased_psnr") if debias else ("f1", "flagged")
+    result = {"n": len(records), **{k: float(np.mean([r[k] for r in records])) for k in means}}
     for conv in conventions:
         result.update(conv.aggregate(records, conv.metrics))
         result.update({f"input_{k}": v for k, v in conv.aggregate(records, conv.metrics, "input_").items()})

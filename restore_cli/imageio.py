@@ -196,7 +196,7 @@ def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) 
     which is synced to disk and renamed over `path`. On any failure, Ctrl-C included, the
     temporary file is removed and an existing `path` is left as it was."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")  # see temporary_files
+    tmp = _temporary_path(path, uuid.uuid4().hex[:8])
     try:
         write_to_tmp(tmp)
         with open(tmp, "rb+") as written:
@@ -208,10 +208,16 @@ def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) 
     _fsync_folder(path.parent)
 
 
+def _temporary_path(path: Path, tag: str) -> Path:
+    """Where ``atomic_write(path)`` writes first: a hidden file beside ``path``, ``tag`` 8 hex digits."""
+    return path.with_name(f".{path.name}.{tag}.tmp{path.suffix}")
+
+
 def temporary_files(path: str | os.PathLike) -> list[Path]:
     """The temporary files ``atomic_write(path)`` may have left if its process was killed."""
     path = Path(path)
-    return sorted(path.parent.glob(f".{glob.escape(path.name)}.????????.tmp{glob.escape(path.suffix)}"))
+    pattern = _temporary_path(path.with_name(glob.escape(path.name)), "????????").name
+    return sorted(path.parent.glob(pattern))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -262,20 +262,26 @@ def _random_source_and_transplant(cfg, target_cfg):
     return source, target
 
 
+def _assert_netr_starts_as_source(source, grown, x, nudge) -> None:
+    """``grown``'s NetR gives ``source``'s output on ``x``, and no longer does once ``nudge()``
+    touches a weight of its new part (which is therefore really there, only switched off)."""
+    with torch.no_grad():
+        logits, feats = source.netl(x)
+        mask = source.cut(logits)
+        want = source.netr(x, mask, feats)
+        torch.testing.assert_close(grown.netr(x, mask, feats), want)
+        nudge()
+        assert not torch.allclose(grown.netr(x, mask, feats), want)
+
+
 def test_a_deeper_netr_starts_computing_what_its_source_did():
     """netr_init into a NetR with more levels: the source's bottleneck becomes the
     encoder block of its last level and the new, deeper path starts switched off."""
     cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
     deeper = replace(cfg, netr=replace(cfg.netr, widths=(*cfg.netr.widths, 12, 16)))
     source, deep = _random_source_and_transplant(cfg, deeper)
-    x = torch.rand(2, 3, 16, 24)
-    with torch.no_grad():
-        logits, feats = source.netl(x)
-        mask = source.cut(logits)
-        want = source.netr(x, mask, feats)
-        torch.testing.assert_close(deep.netr(x, mask, feats), want)
-        deep.netr.up[1].fuse.weight.add_(0.1)  # the deeper path is really there, only switched off
-        assert not torch.allclose(deep.netr(x, mask, feats), want)
+    # the deeper path is really there, only switched off
+    _assert_netr_starts_as_source(source, deep, torch.rand(2, 3, 16, 24), lambda: deep.netr.up[1].fuse.weight.add_(0.1))
 
 
 def test_dense_blocks_with_more_layers_start_computing_what_their_source_did():
@@ -307,14 +313,9 @@ def test_context_blocks_that_see_extremes_start_computing_what_their_source_did(
     statistics are really there, only ignored."""
     cfg = replace(TINY, netr=replace(TINY.netr, global_context=True))
     source, grown = _random_source_and_transplant(cfg, replace(cfg, netr=replace(cfg.netr, context_extremes=True)))
-    x = torch.rand(2, 3, 32, 40)
-    with torch.no_grad():
-        logits, feats = source.netl(x)
-        mask = source.cut(logits)
-        want = source.netr(x, mask, feats)
-        torch.testing.assert_close(grown.netr(x, mask, feats), want)
-        grown.netr.mid_context.mlp[0].weight[:, -1].add_(0.5)  # the brightest block's statistic reaches the MLP
-        assert not torch.allclose(grown.netr(x, mask, feats), want)
+    # the brightest block's statistic reaches the MLP
+    _assert_netr_starts_as_source(source, grown, torch.rand(2, 3, 32, 40),
+                                  lambda: grown.netr.mid_context.mlp[0].weight[:, -1].add_(0.5))
 
 
 def test_context_extremes_are_left_out_of_the_saved_config_at_their_default():
