@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prenet import PReNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention")
+OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention", "snl_aggregate")
 
 
 def cli_seconds_per_image(images: list[Path], weights: Path, tmp: Path, device: str, precision: str, env: dict,
@@ -90,6 +90,10 @@ class ReferenceOps:
     @staticmethod
     def directional_attention(x, mask, active=None):
         return reference.directional_attention(x, mask)
+
+    @staticmethod
+    def snl_aggregate(x, mask, weights, active=None):
+        return reference.snl_aggregate(x, mask, weights)
 
 
 def in_process(pipe, images: list, implementation) -> tuple[list[float], list]:

@@ -132,6 +132,24 @@ def test_directional_attention_key_compaction(monkeypatch, compact_below, densit
     close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
 
 
+def direction_weights(shape, seed=3, dtype=torch.float32):
+    """Per-pixel weights of the four directions, as SNLStep's softmax gives them."""
+    b, _, h, w = shape
+    return torch.softmax(torch.randn(b, 4, h, w, generator=torch.Generator().manual_seed(seed), dtype=dtype), dim=1)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_snl_aggregate(shape, density, channels_last):
+    x, mask = case(shape, density)
+    e = direction_weights(shape)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    got = fast.snl_aggregate(x.contiguous(memory_format=layout), mask, e)
+    close(got, reference.snl_aggregate(x, mask, e))
+    assert got.is_contiguous(memory_format=layout)
+
+
 def test_directional_attention_lines_without_clean_keys():
     x, mask = case((2, 3, 6, 8), 0.3)
     mask[0, 0, 2] = 1  # a fully degraded row
@@ -145,6 +163,8 @@ def test_non_binary_mask_weights_like_the_reference():
     weight, bias = conv_params(3, 3)
     close(fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask)), reference.masked_conv2d(x, mask, weight, bias))
     close(fast.directional_attention(x, mask), reference.directional_attention(x, mask))
+    e = direction_weights(x.shape)
+    close(fast.snl_aggregate(x, mask, e), reference.snl_aggregate(x, mask, e))
 
 
 def _grads(fn, *tensors):
@@ -165,6 +185,11 @@ def test_gradients_match_the_reference():
     got = _grads(lambda xx: fast.directional_attention(xx, mask, active), x)
     want = _grads(lambda xx: reference.directional_attention(xx, mask), x)
     torch.testing.assert_close(got[0], want[0])
+    e = direction_weights(x.shape, dtype=torch.float64)
+    got = _grads(lambda xx, ee: fast.snl_aggregate(xx, mask, ee, active), x, e)
+    want = _grads(lambda xx, ee: reference.snl_aggregate(xx, mask, ee), x, e)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
 
 
 def test_dispatch_on_cpu_uses_the_fast_path():
@@ -176,6 +201,8 @@ def test_dispatch_on_cpu_uses_the_fast_path():
     convs, fuse = stack_params(3)
     close(dispatch.masked_conv_stack(x, mask, convs, fuse, 0.2, active), reference.masked_conv_stack(x, mask, convs, fuse))
     close(dispatch.directional_attention(x, mask, active), reference.directional_attention(x, mask))
+    e = direction_weights(x.shape)
+    close(dispatch.snl_aggregate(x, mask, e, active), reference.snl_aggregate(x, mask, e))
     for got, want in zip(dispatch.masked_mean_std(x, mask), reference.masked_mean_std(x, mask)):
         close(got, want)
 
@@ -190,7 +217,8 @@ def test_tiny_netr_is_unchanged_by_the_fast_path(monkeypatch, density):
         _, feats = model.netl(image)
         got = model.netr(image, mask, feats)  # ops dispatch to the fast path
         # The reference ops, which take no ``active`` (the modules pass it last).
-        for name, n_args in [("masked_conv2d", 4), ("masked_conv_stack", 5), ("directional_attention", 2)]:
+        for name, n_args in [("masked_conv2d", 4), ("masked_conv_stack", 5), ("directional_attention", 2),
+                             ("snl_aggregate", 3)]:
             monkeypatch.setattr(ops, name, lambda *a, f=getattr(reference, name), n=n_args: f(*a[:n]))
         monkeypatch.setattr(ops, "masked_mean_std", reference.masked_mean_std)
         want = model.netr(image, mask, feats)

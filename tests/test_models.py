@@ -202,11 +202,13 @@ def test_global_context_starts_as_identity_and_sees_the_whole_image():
     y[0, :, 0, 0] += 5.0  # one far pixel changes image 0's statistics ...
     assert not torch.allclose(block(y)[0, :, 5, 5], block(x)[0, :, 5, 5])  # ... and so every pixel of it
     torch.testing.assert_close(block(y)[1], block(x)[1])  # but not the other image's
-    # FiLM from each channel's mean and population std (checked on a channels-last map).
-    z = (torch.randn(1, 4, 7, 9) * 3 + 2).contiguous(memory_format=torch.channels_last)
+    # FiLM from each channel's mean and population std (either memory format).
+    z = torch.randn(1, 4, 7, 9) * 3 + 2
     std, mean = torch.std_mean(z, dim=(2, 3), correction=0)
     scale, shift = block.mlp(torch.cat([mean, std], dim=1)).chunk(2, dim=1)
-    torch.testing.assert_close(block(z), z * (1 + scale[..., None, None]) + shift[..., None, None])
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = block(z.contiguous(memory_format=layout))
+        torch.testing.assert_close(got, z * (1 + scale[..., None, None]) + shift[..., None, None])
 
     # A model with the blocks, given a model without them's tensors, computes the same.
     plain = SPAIR(TINY).eval()

@@ -78,14 +78,25 @@ class GlobalContext(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Two plain reductions: torch.std_mean is ~6x slower on channels-last maps.
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        stats = [mean.flatten(1), (x - mean).square().mean(dim=(2, 3)).sqrt()]
+        stats = list(channel_mean_std(x))
         if self.extremes:
             blocks = F.avg_pool2d(x, EXTREMES_BLOCK, ceil_mode=True)
             stats += [blocks.amin(dim=(2, 3)), blocks.amax(dim=(2, 3))]
         scale, shift = self.mlp(torch.cat(stats, dim=1)).chunk(2, dim=1)
         return torch.addcmul(shift[..., None, None], x, 1 + scale[..., None, None])  # x * (1 + scale) + shift
+
+
+def channel_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each channel's mean and standard deviation over the pixels, ``(B, C)`` each, in
+    float32. Reduced over ``(B, H*W, C)`` pixel rows (a view of a channels-last map), which
+    is 2-3x faster than over dims (2, 3), and torch.std_mean ~6x slower still."""
+    if x.is_contiguous(memory_format=torch.channels_last):
+        rows = x.permute(0, 2, 3, 1).flatten(1, 2)
+    else:
+        rows = x.flatten(2).transpose(1, 2)
+    rows = rows.float()
+    mean = rows.mean(dim=1, keepdim=True)
+    return mean[:, 0], (rows - mean).square().mean(dim=1).sqrt()
 
 
 def context_block(channels: int, enabled: bool, extremes: bool = False) -> nn.Module:

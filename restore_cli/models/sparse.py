@@ -71,12 +71,8 @@ class SNLStep(nn.Module):
         self.weights = nn.Conv2d(channels, 4, 3, padding=1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, active: object = None) -> torch.Tensor:
-        g = ops.directional_attention(x, mask, active)  # (B, 4, C, H, W)
         e = torch.softmax(self.weights(x), dim=1)  # (B, 4, H, W)
-        h = g[:, 0] * e[:, 0:1]  # sum over the directions k of e_k * g_k, without a (B, 4, C, H, W) product
-        for k in range(1, 4):
-            h.addcmul_(g[:, k], e[:, k : k + 1])
-        return torch.lerp(x, h, mask)  # mask * h + (1 - mask) * x: clean pixels unaltered
+        return ops.snl_aggregate(x, mask, e, active)  # mask * sum_k e_k g_k + (1 - mask) * x
 
 
 class SNL(nn.Module):

@@ -87,3 +87,14 @@ def directional_attention(
     if backend == "fast":
         return fast.directional_attention(x, mask, active)
     return reference.directional_attention(x, mask)
+
+
+def snl_aggregate(
+    x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor, active: object = None
+) -> torch.Tensor:
+    """``reference.snl_aggregate``; on CUDA, from the kernels' directional attention."""
+    backend = _backend(x)
+    if backend == "fast":
+        return fast.snl_aggregate(x, mask, weights, active)
+    attention = partial(directional_attention, active=active) if backend == "kernels" else reference.directional_attention
+    return reference.snl_aggregate(x, mask, weights, attention=attention)

@@ -117,9 +117,25 @@ class ActiveSet:
             rows = x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, F.pad(self.index, (0, 1)))
             rows[-1] = 0  # gathered from pixel 0
         else:
-            b, y, xx = self.coords
-            rows = F.pad(x.permute(0, 2, 3, 1)[b, y, xx], (0, 0, 0, 1))
+            rows = F.pad(self.pick(x), (0, 0, 0, 1))
         return self.scaled(rows)
+
+    def pick(self, x: torch.Tensor) -> torch.Tensor:
+        """x at the active pixels, ``(N, C)`` (no zero row, not scaled)."""
+        if _channels_last(x):
+            return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).index_select(0, self.index)
+        return x.permute(0, 2, 3, 1)[self.coords]
+
+    def put(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """A copy of x (same memory format) with the active pixels' values replaced by
+        ``rows`` ``(N, C)``."""
+        out = x.clone()
+        pixels = out.permute(0, 2, 3, 1)  # (B, H, W, C): contiguous for channels-last
+        if _channels_last(x):
+            pixels.reshape(-1, x.shape[1]).index_copy_(0, self.index, rows.to(x.dtype))
+        else:
+            pixels[self.coords] = rows.to(x.dtype)
+        return out
 
     def scatter(self, rows: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """Rows -> ``(B, C, H, W)``, zeros at the inactive pixels, in channels-last
@@ -294,6 +310,23 @@ def _scan_lines(
     return keep, [torch.cat(chunks)[slot, rank] * factor for chunks, factor in zip(attended, factors)]
 
 
+def _attended_rows(x: torch.Tensor, mask: torch.Tensor, active: ActiveSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``reference.directional_attention`` at the active pixels, as rows: for each of
+    ``reference.DIRECTIONS``, ``(at, rows)``: the places among the active pixels
+    (``ActiveSet`` order) of the queries that have a clean key in that line, and their
+    results ``(len(at), C)`` (every other active pixel's result is zeros)."""
+    b, c, h, w = x.shape
+    n, y, xx = active.coords  # raster order: sorted by row
+    clean = mask[:, 0] < 0.5
+    scale = active.values
+    keep, (left, right) = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx, scale)
+    in_rows = keep.nonzero().flatten()
+    by_col = torch.sort(n * w + xx, stable=True)  # keeps y increasing within a column
+    keep, (up, down) = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y[by_col.indices], scale[by_col.indices])
+    in_cols = by_col.indices[keep]
+    return [(in_rows, left), (in_rows, right), (in_cols, up), (in_cols, down)]
+
+
 def directional_attention(
     x: torch.Tensor, mask: torch.Tensor, active: ActiveSet | None = None
 ) -> torch.Tensor:
@@ -305,17 +338,24 @@ def directional_attention(
     out = x.new_zeros(b, 4, h, w, c).permute(0, 1, 4, 2, 3) if _channels_last(x) else x.new_zeros(b, 4, c, h, w)
     if not active.count:
         return out
-    n, y, xx = active.coords  # raster order: sorted by row
-    clean = mask[:, 0] < 0.5
-    scale = active.values
-    keep, (left, right) = _scan_lines(x.permute(0, 2, 1, 3), clean, n * h + y, xx, scale)
-    nk, yk, xk = n[keep], y[keep], xx[keep]  # the queries that got a result
-    out[nk, 0, :, yk, xk] = left
-    out[nk, 1, :, yk, xk] = right
-    by_col = torch.sort(n * w + xx, stable=True)  # keeps y increasing within a column
-    n, y, xx = n[by_col.indices], y[by_col.indices], xx[by_col.indices]
-    keep, (up, down) = _scan_lines(x.permute(0, 3, 1, 2), clean.transpose(1, 2), by_col.values, y, scale[by_col.indices])
-    nk, yk, xk = n[keep], y[keep], xx[keep]
-    out[nk, 2, :, yk, xk] = up
-    out[nk, 3, :, yk, xk] = down
+    n, y, xx = active.coords
+    for direction, (at, rows) in enumerate(_attended_rows(x, mask, active)):
+        out[n[at], direction, :, y[at], xx[at]] = rows
     return out
+
+
+def snl_aggregate(
+    x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor, active: ActiveSet | None = None
+) -> torch.Tensor:
+    """``reference.snl_aggregate`` on the active pixels' rows: no ``(B, 4, C, H, W)``
+    attention map is made, and only the active pixels are combined and written."""
+    active = ActiveSet(mask) if active is None else active
+    if not active.count:
+        return x.clone()
+    per_pixel = active.pick(weights)  # (N, 4)
+    h = x.new_zeros(active.count, x.shape[1])
+    for direction, (at, rows) in enumerate(_attended_rows(x, mask, active)):
+        h.index_add_(0, at, (rows * per_pixel[at, direction, None]).to(h.dtype))
+    if not active.binary:  # a soft mask blends: mask * h + (1 - mask) * x
+        h = torch.lerp(active.pick(x), h.to(x.dtype), active.values[:, None].to(x.dtype))
+    return active.put(x, h)

@@ -120,3 +120,18 @@ def directional_attention(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     out = [left.permute(0, 3, 1, 2), right.permute(0, 3, 1, 2)]
     out += [up.permute(0, 3, 2, 1), down.permute(0, 3, 2, 1)]
     return torch.stack(out, dim=1) * mask.unsqueeze(1)
+
+
+def snl_aggregate(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor,
+    attention: Callable[..., torch.Tensor] = directional_attention,
+) -> torch.Tensor:
+    """One SNL aggregation step, SPAIR Eq. 5: the four directions' results of
+    ``attention`` (``directional_attention``) summed with the per-pixel ``weights``
+    ``(B, 4, H, W)``, blended in by the mask (``mask * h + (1 - mask) * x``): clean
+    pixels keep ``x``. Faster paths pass their own ``attention``.
+    """
+    h = (attention(x, mask) * weights.unsqueeze(2)).sum(dim=1)
+    return torch.lerp(x, h.to(x.dtype), mask.to(x.dtype))

@@ -243,8 +243,9 @@ def train(
         console.log(f"NetL starts from {recipe.netl_init}")
     if stage == "netr":
         own_netl = out_dir / "netl.ckpt"
-        if init is None and recipe.netr_init and not own_netl.exists():
-            init = recipe.netr_init  # a recipe that trains no NetL of its own
+        if init is None and not own_netl.exists():
+            # a recipe that trains no NetL of its own: netl_init's NetL as is, else netr_init's
+            init = recipe.netl_init or recipe.netr_init or None
         _load_netl(model, Path(init) if init else own_netl, required=step == 0)
         if step == 0 and recipe.netr_init:
             transplant(model.netr, load_checkpoint(recipe.netr_init), prefix="netr.")

@@ -52,6 +52,7 @@ class Recipe:
     netr_init: str = ""
     # A checkpoint whose NetL the NetL stage starts from (fine-tuning it with this
     # recipe's NetL schedule); NetR then trains with, or goes on adapting to, the result.
+    # With netl_steps 0 NetR takes this NetL as is (so NetL and NetR can come from two runs).
     netl_init: str = ""
     netr_ema: float = 0.0  # decay of the moving average of NetR's weights that is shipped (0: none)
     netr_ema_start: int = 0  # NetR step the average starts at
