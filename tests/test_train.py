@@ -351,6 +351,23 @@ def test_netl_fine_tunes_from_another_checkpoint(setup, tmp_path):
     assert not all(torch.equal(fresh["model"][name], source[name]) for name in netl)
 
 
+def test_netl_and_netr_from_two_runs(setup, tmp_path):
+    """netl_steps 0 with netl_init and netr_init: NetR trains with netl_init's NetL as is and
+    starts from netr_init's NetR (e.g. one task's NetL, another task's NetR)."""
+    recipe, data, val = setup
+    runs = {}
+    for run in ("a", "b"):
+        torch.manual_seed(ord(run))
+        train("netl", replace(recipe, seed=ord(run)), data, val, tmp_path / run, steps=2, log_every=100)
+        runs[run] = train("netr", replace(recipe, seed=ord(run)), data, val, tmp_path / run, steps=2, log_every=100)
+    mixed = replace(recipe, netl_steps=0, netl_init=str(tmp_path / "a" / "netl.ckpt"), netr_init=str(runs["b"]), lr=0.0)
+    got = load_checkpoint(train("netr", mixed, data, val, tmp_path / "mixed", steps=1, log_every=100))["model"]
+    netl_source, netr_source = load_checkpoint(runs["a"])["model"], load_checkpoint(runs["b"])["model"]
+    assert not torch.equal(netl_source["netl.head.weight"], netr_source["netl.head.weight"])
+    for name, tensor in got.items():
+        assert torch.equal(tensor, (netl_source if name.startswith("netl.") else netr_source)[name]), name
+
+
 def test_netr_loss_is_the_recipes(setup, tmp_path):
     """netr_loss "mse" trains NetR on the squared error (what PSNR measures) instead of L1."""
     from restore_cli.train.loop import pixel_loss
