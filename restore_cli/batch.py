@@ -175,7 +175,7 @@ class InProcess:
     def submit(self, job: Job) -> None:
         self.waiting.append(job)
 
-    def next_outcome(self) -> tuple[Job, Outcome]:
+    def next_outcome(self) -> tuple[Job, Outcome] | None:
         job = self.waiting.pop()
         return job, Attempt(job).run(self.work, self.say(job))
 
@@ -238,12 +238,14 @@ def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_
             while waiting and runner.has_room():
                 submit(waiting.pop())
             while runner.busy():
-                job, outcome = runner.next_outcome()
-                count(job, outcome)
-                if outcome.interrupted:
-                    raise KeyboardInterrupt
-                if outcome.status == FAILED and fail_fast:
-                    waiting.clear()
+                ended = runner.next_outcome()  # None: no job ended, but a worker is free for one
+                if ended:
+                    job, outcome = ended
+                    count(job, outcome)
+                    if outcome.interrupted:
+                        raise KeyboardInterrupt
+                    if outcome.status == FAILED and fail_fast:
+                        waiting.clear()
                 while waiting and runner.has_room():
                     submit(waiting.pop())
     except KeyboardInterrupt:

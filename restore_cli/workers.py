@@ -74,6 +74,7 @@ def auto_processes(n_jobs: int, device: str) -> int:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     tasks: multiprocessing.queues.Queue
+    ready: bool = False  # it has built its work function
     attempt: Attempt | None = None  # the job it is on
 
 
@@ -126,14 +127,11 @@ class ProcessPool:
         self.say = say
         for _ in range(self.size):
             self._spawn()
-        ready = 0
-        while ready < self.size:
+        while not all(w.ready for w in self.workers.values()):
             wid, kind, payload = self._receive()
-            if kind == "fatal":
-                raise RestoreError(payload)
-            if kind == "died":
-                raise RestoreError(f"a worker process died while starting (exit code {payload})")
-            ready += kind == "ready"
+            if kind in ("fatal", "died"):
+                raise RestoreError(_start_failure(kind, payload))
+            self.workers[wid].ready |= kind == "ready"
 
     def _receive(self) -> tuple[int, str, object]:
         """The next message from a worker; a worker found dead is reported as its own message."""
@@ -145,24 +143,46 @@ class ProcessPool:
                     if not worker.process.is_alive():
                         return wid, "died", worker.process.exitcode
 
+    def _idle(self) -> list[_Worker]:
+        return [w for w in self.workers.values() if w.ready and w.attempt is None]
+
     def has_room(self) -> bool:
-        return any(w.attempt is None for w in self.workers.values())
+        return bool(self._idle())
 
     def busy(self) -> bool:
-        return any(w.attempt is not None for w in self.workers.values())
+        """A job is running, or a replacement worker is starting (and will want one)."""
+        return any(w.attempt is not None or not w.ready for w in self.workers.values())
 
     def submit(self, job: Job) -> None:
-        worker = next(w for w in self.workers.values() if w.attempt is None)
+        worker = self._idle()[0]
         worker.attempt = Attempt(job)
         worker.tasks.put(job)
 
-    def next_outcome(self) -> tuple[Job, Outcome]:
-        """Wait for a job to end. A worker that died takes its job with it (failed) and is replaced."""
+    def next_outcome(self) -> tuple[Job, Outcome] | None:
+        """Wait for a job to end, or (None) for a replacement worker to be ready for one.
+
+        A worker that dies takes its job with it (failed) and is replaced; a replacement
+        that cannot start is left out, and the batch stops only when no worker is left.
+        """
         while True:
             wid, kind, payload = self._receive()
             worker = self.workers.get(wid)
-            if worker is None or worker.attempt is None:
-                continue  # a stray message (e.g. from a worker replaced meanwhile)
+            if worker is None:
+                continue  # from a worker already replaced
+            if not worker.ready:  # a replacement, starting
+                if kind == "ready":
+                    worker.ready = True
+                    return None
+                if kind in ("fatal", "died"):
+                    del self.workers[wid]
+                    if not self.workers:
+                        raise RestoreError(_start_failure(kind, payload))
+                continue
+            if worker.attempt is None:
+                if kind == "died":  # idle: nothing lost, but a worker to replace
+                    del self.workers[wid]
+                    self._spawn()
+                continue
             job = worker.attempt.job
             if kind == "say":
                 text, out = payload
@@ -199,6 +219,11 @@ class ProcessPool:
                 worker.process.kill()
                 worker.process.join()
         self.workers.clear()
+
+
+def _start_failure(kind: str, payload: object) -> str:
+    """Why a worker could not start, from its "fatal" or "died" message."""
+    return str(payload) if kind == "fatal" else f"a worker process died while starting (exit code {payload})"
 
 
 def _remove_temporary_files(job: Job) -> None:

@@ -47,10 +47,11 @@ def touch_work(fail: set[str] = frozenset(), interrupt_at: str | None = None):
 
 
 class TouchWork:
-    """``touch_work`` as a picklable record, for worker processes; ``die_at``: the worker exits there."""
+    """``touch_work`` as a picklable record, for worker processes; ``die_at``: the worker exits
+    there; ``pause``: seconds each job takes."""
 
-    def __init__(self, fail=frozenset(), die_at=None):
-        self.fail, self.die_at = set(fail), die_at
+    def __init__(self, fail=frozenset(), die_at=None, pause=0.0):
+        self.fail, self.die_at, self.pause = set(fail), die_at, pause
 
     def __call__(self):
         touch = touch_work(self.fail)
@@ -59,6 +60,7 @@ class TouchWork:
             if job.src.name == self.die_at:
                 job.outputs[0].with_name(f".{job.outputs[0].name}.0123abcd.tmp").write_text("half")
                 os._exit(3)
+            time.sleep(self.pause)
             touch(job, say)
             say(f"{job.src.name} by {os.getpid()}", out=True)
 
@@ -185,6 +187,31 @@ def test_a_worker_that_cannot_start_stops_the_batch(tmp_path):
     with pytest.raises(RestoreError, match="^weights.bin: not usable$"):
         run_batch(jobs_in(tmp_path, ["a", "b"]), workers.ProcessPool(Unusable(), 2), reporter_to(io.StringIO()))
     assert not (tmp_path / "out").exists()
+
+
+class UsableTwice(TouchWork):
+    """``TouchWork`` whose third and later workers cannot start (counted in a file)."""
+
+    def __init__(self, counter: Path, die_at=None):
+        super().__init__(die_at=die_at, pause=1.0)  # (> the 0.5 s poll) the survivor is busy when b is found dead
+        self.counter = counter
+
+    def __call__(self):
+        with open(self.counter, "a") as f:
+            f.write("x")
+        if self.counter.stat().st_size > 2:
+            raise WeightsError("weights.bin: not usable")
+        return super().__call__()
+
+
+def test_a_replacement_worker_that_cannot_start_leaves_the_others_working(tmp_path):
+    buf = io.StringIO()
+    names = ["a", "b", "c", "d", "e"]
+    pool = workers.ProcessPool(UsableTwice(tmp_path / "builds", die_at="b"), 2)
+    summary = run_batch(jobs_in(tmp_path, names), pool, reporter_to(buf))
+    assert (summary.done, summary.failed) == (4, 1)  # only b, whose worker died
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c", "d", "e"]
+    assert (tmp_path / "builds").read_text() == "xxx"  # the replacement was tried once
 
 
 def test_auto_processes(monkeypatch):
