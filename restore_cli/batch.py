@@ -139,9 +139,13 @@ class Attempt:
         self.job = job
         self.before = _stamps(job.outputs)
 
+    def wrote_all(self) -> bool:
+        """Whether every output has been written since the job started."""
+        return _written_since(self.job.outputs, self.before)
+
     def cut_short(self) -> Outcome:
-        """The outcome of a job stopped by Ctrl-C (or its worker's death) before it returned."""
-        return Outcome(DONE if _written_since(self.job.outputs, self.before) else STOPPED, interrupted=True)
+        """The outcome of a job stopped by Ctrl-C before it returned."""
+        return Outcome(DONE if self.wrote_all() else STOPPED, interrupted=True)
 
     def run(self, work: Work, say: Say) -> Outcome:
         """Run ``work`` on the job: a bad file becomes a failed outcome, Ctrl-C a cut-short one."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .batch import FAILED, Attempt, Job, Outcome, Say, Work, describe
+from .batch import DONE, FAILED, Attempt, Job, Outcome, Say, Work, describe
 from .errors import RestoreError
 from .imageio import temporary_files
 
@@ -194,6 +194,8 @@ class ProcessPool:
                 _remove_temporary_files(job)
                 del self.workers[wid]
                 self._spawn()
+                if worker.attempt.wrote_all():  # it died after its last write, before saying so
+                    return job, Outcome(DONE)
                 return job, Outcome(FAILED, f"the worker process died (exit code {payload}); out of memory?")
 
     def stop(self) -> list[tuple[Job, Outcome]]:

@@ -48,10 +48,10 @@ def touch_work(fail: set[str] = frozenset(), interrupt_at: str | None = None):
 
 class TouchWork:
     """``touch_work`` as a picklable record, for worker processes; ``die_at``: the worker exits
-    there; ``pause``: seconds each job takes."""
+    there (``die_after``: once it has written the outputs); ``pause``: seconds each job takes."""
 
-    def __init__(self, fail=frozenset(), die_at=None, pause=0.0):
-        self.fail, self.die_at, self.pause = set(fail), die_at, pause
+    def __init__(self, fail=frozenset(), die_at=None, pause=0.0, die_after=None):
+        self.fail, self.die_at, self.pause, self.die_after = set(fail), die_at, pause, die_after
 
     def __call__(self):
         touch = touch_work(self.fail)
@@ -62,6 +62,8 @@ class TouchWork:
                 os._exit(3)
             time.sleep(self.pause)
             touch(job, say)
+            if job.src.name == self.die_after:
+                os._exit(3)
             say(f"{job.src.name} by {os.getpid()}", out=True)
 
         return work
@@ -176,6 +178,14 @@ def test_a_worker_that_dies_fails_its_file_only(tmp_path):
     assert (summary.done, summary.failed, summary.exit_code) == (3, 1, 1)
     assert f"error: {tmp_path / 'b'}: the worker process died (exit code 3); out of memory?" in buf.getvalue()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "c", "d"]  # its temporary file removed
+
+
+def test_a_worker_that_dies_after_writing_its_outputs_counts_the_file_done(tmp_path):
+    buf = io.StringIO()
+    summary = run_batch(jobs_in(tmp_path, ["a", "b", "c"]), workers.ProcessPool(TouchWork(die_after="b"), 2),
+                        reporter_to(buf))
+    assert (summary.done, summary.failed, summary.exit_code) == (3, 0, 0)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c"]
 
 
 class Unusable:
