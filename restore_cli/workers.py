@@ -8,10 +8,12 @@ across the cores: many of the network's steps are too small to split well.
 the work function is rebuilt in each one from a picklable ``make_work``.
 
 Ctrl-C belongs to the main process: the workers ignore SIGINT (they start
-with it ignored, so not even their start-up prints a traceback). On Ctrl-C,
-or when a worker dies, the main process kills the workers, removes the
-temporary files of the jobs they were writing, and counts each of those jobs
-done if it had already written all its outputs (``batch.Attempt``).
+with it ignored, so not even their start-up prints a traceback). On Ctrl-C
+the main process kills the workers; when one dies, it replaces that one. Either
+way it removes the temporary files of the jobs that were being written, and
+counts each of those jobs done if it had already written all its outputs
+(``batch.Attempt``). A job goes to a worker only once that worker has built
+its model, and a replacement that cannot build it is left out.
 """
 
 from __future__ import annotations
