@@ -163,8 +163,9 @@ class ProcessPool:
     def next_outcome(self) -> tuple[Job, Outcome] | None:
         """Wait for a job to end, or (None) for a replacement worker to be ready for one.
 
-        A worker that dies takes its job with it (failed) and is replaced; a replacement
-        that cannot start is left out, and the batch stops only when no worker is left.
+        A worker that dies takes its job with it (failed, unless all the job's outputs
+        were written) and is replaced; a replacement that cannot start is left out, and
+        the batch stops only when no worker is left.
         """
         while True:
             wid, kind, payload = self._receive()
