@@ -151,6 +151,14 @@ def test_directional_attention(kernels, shape, density):
     close(kernels.directional_attention(x, mask), reference.directional_attention(x, mask))
 
 
+def test_snl_aggregate_from_the_kernels_attention(kernels):
+    """What ``ops.snl_aggregate`` does on CUDA: the reference aggregation over the kernels' attention."""
+    x, mask = case((2, 6, 10, 11), 0.4)
+    weights = torch.softmax(torch.randn(2, 4, 10, 11, generator=torch.Generator().manual_seed(4)), dim=1)
+    want = reference.snl_aggregate(x, mask, weights)
+    close(reference.snl_aggregate(x, mask, weights, attention=kernels.directional_attention), want)
+
+
 def test_non_binary_mask_weights_like_the_reference(kernels):
     x, mask = case((2, 3, 6, 7), 0.6)
     mask = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(2))
