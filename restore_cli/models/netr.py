@@ -7,7 +7,9 @@ three ways:
   feature of that level and modulating the degraded pixels' statistics. A
   NetR may have more levels than NetL (a wider view for long blurs); its
   deeper levels have no NetL feature to fuse, and no SFM.
-* SC and SNL in every decoder level, never in the encoder (as the paper).
+* SC in every decoder level and SNL in those from ``snl_from_level`` down to
+  the coarsest (a full-resolution SNL costs much and gained nothing here),
+  never in the encoder (as the paper).
 
 Choices where the paper is silent: the mask is also given to the head as a
 4th input channel; each decoder level computes ``x + 1x1([SC(x), SNL(x)])``
