@@ -145,6 +145,11 @@ class ProcessPool:
                     if not worker.process.is_alive():
                         return wid, "died", worker.process.exitcode
 
+    def _replace(self, wid: int) -> None:
+        """Drop a dead worker and start another in its place."""
+        del self.workers[wid]
+        self._spawn()
+
     def _idle(self) -> list[_Worker]:
         return [w for w in self.workers.values() if w.ready and w.attempt is None]
 
@@ -183,8 +188,7 @@ class ProcessPool:
                 continue
             if worker.attempt is None:
                 if kind == "died":  # idle: nothing lost, but a worker to replace
-                    del self.workers[wid]
-                    self._spawn()
+                    self._replace(wid)
                 continue
             job = worker.attempt.job
             if kind == "say":
@@ -195,8 +199,7 @@ class ProcessPool:
                 return job, payload
             elif kind == "died":
                 _remove_temporary_files(job)
-                del self.workers[wid]
-                self._spawn()
+                self._replace(wid)
                 if worker.attempt.wrote_all():  # it died after its last write, before saying so
                     return job, Outcome(DONE)
                 return job, Outcome(FAILED, f"the worker process died (exit code {payload}); out of memory?")

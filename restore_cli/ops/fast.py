@@ -315,7 +315,7 @@ def _attended_rows(x: torch.Tensor, mask: torch.Tensor, active: ActiveSet) -> li
     ``reference.DIRECTIONS``, ``(at, rows)``: the places among the active pixels
     (``ActiveSet`` order) of the queries that have a clean key in that line, and their
     results ``(len(at), C)`` (every other active pixel's result is zeros)."""
-    b, c, h, w = x.shape
+    h, w = x.shape[-2:]
     n, y, xx = active.coords  # raster order: sorted by row
     clean = mask[:, 0] < 0.5
     scale = active.values
