@@ -14,14 +14,19 @@ way it removes the temporary files of the jobs that were being written, and
 counts each of those jobs done if it had already written all its outputs
 (``batch.Attempt``). A job goes to a worker only once that worker has built
 its model, and a replacement that cannot build it is left out.
+
+Each worker talks to the main process over a pipe of its own. A worker that
+dies in the middle of a message (killed for memory, say) breaks only its own
+pipe; with one queue shared by all workers, it would leave the queue's lock
+held and the message half-written, and the whole batch would hang.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import signal
+from multiprocessing.connection import Connection, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,13 +80,17 @@ def auto_processes(n_jobs: int, device: str) -> int:
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
-    tasks: multiprocessing.queues.Queue
+    conn: Connection  # jobs go out, its messages come back
     ready: bool = False  # it has built its work function
     attempt: Attempt | None = None  # the job it is on
 
 
-def _serve(make_work: Callable[[], Work], threads: int, wid: int, tasks, results) -> None:
-    """A worker's life: build the work function, then run jobs until told to stop (None)."""
+def _serve(make_work: Callable[[], Work], threads: int, conn: Connection) -> None:
+    """A worker's life: build the work function, then run jobs until told to stop (None).
+
+    It sends ``(kind, payload)`` messages: "fatal" (it cannot start, and why),
+    "ready", "say" (a job's note or line) and "outcome" (a job ended).
+    """
     os.environ["OMP_NUM_THREADS"] = str(threads)  # before OpenMP starts: no idle threads spinning
     import torch
 
@@ -89,14 +98,14 @@ def _serve(make_work: Callable[[], Work], threads: int, wid: int, tasks, results
     try:
         work = make_work()
     except (RestoreError, ValueError, OSError) as err:
-        results.put((wid, "fatal", describe(err)))
+        conn.send(("fatal", describe(err)))
         return
-    results.put((wid, "ready", None))
-    while (job := tasks.get()) is not None:
+    conn.send(("ready", None))
+    while (job := conn.recv()) is not None:
         def say(text: str, out: bool = False) -> None:
-            results.put((wid, "say", (text, out)))
+            conn.send(("say", (text, out)))
 
-        results.put((wid, "outcome", Attempt(job).run(work, say)))
+        conn.send(("outcome", Attempt(job).run(work, say)))
 
 
 class ProcessPool:
@@ -105,21 +114,21 @@ class ProcessPool:
     def __init__(self, make_work: Callable[[], Work], size: int, threads: int = 1):
         self.make_work, self.size, self.threads = make_work, size, threads
         self.context = multiprocessing.get_context("spawn")
-        self.results = self.context.Queue()
         self.workers: dict[int, _Worker] = {}
         self.next_id = 0
 
     def _spawn(self) -> None:
         wid, self.next_id = self.next_id, self.next_id + 1
-        tasks = self.context.Queue()
-        process = self.context.Process(target=_serve, args=(self.make_work, self.threads, wid, tasks, self.results),
+        here, there = self.context.Pipe()
+        process = self.context.Process(target=_serve, args=(self.make_work, self.threads, there),
                                        name=f"restore-worker-{wid}", daemon=True)
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: the worker never sees Ctrl-C
         try:
             process.start()
         finally:
             signal.signal(signal.SIGINT, old)
-        self.workers[wid] = _Worker(process, tasks)
+        there.close()  # the worker's end, now only in the worker: its exit reads as end of file here
+        self.workers[wid] = _Worker(process, here)
 
     def start(self, say: Callable[[Job], Say]) -> None:
         """Start the workers and wait until each has built its work function.
@@ -136,18 +145,30 @@ class ProcessPool:
             self.workers[wid].ready |= kind == "ready"
 
     def _receive(self) -> tuple[int, str, object]:
-        """The next message from a worker; a worker found dead is reported as its own message."""
-        while True:
+        """The next message from a worker, ``(wid, kind, payload)``; a worker that has
+        exited (perhaps in the middle of a message) says ("died", its exit code)."""
+        conns = {w.conn: wid for wid, w in self.workers.items()}
+        sentinels = {w.process.sentinel: wid for wid, w in self.workers.items()}
+        ready = wait([*conns, *sentinels])
+        readable = [conns[c] for c in ready if c in conns]  # its last messages before it exited, first
+        wid = readable[0] if readable else sentinels[ready[0]]
+        worker = self.workers[wid]
+        if readable:
             try:
-                return self.results.get(timeout=0.5)
-            except queue.Empty:
-                for wid, worker in self.workers.items():
-                    if not worker.process.is_alive():
-                        return wid, "died", worker.process.exitcode
+                kind, payload = worker.conn.recv()
+                return wid, kind, payload
+            except (EOFError, OSError):  # its end is closed
+                pass
+        worker.process.join(timeout=10)
+        return wid, "died", worker.process.exitcode
+
+    def _drop(self, wid: int) -> None:
+        """Forget a dead worker."""
+        self.workers.pop(wid).conn.close()
 
     def _replace(self, wid: int) -> None:
         """Drop a dead worker and start another in its place."""
-        del self.workers[wid]
+        self._drop(wid)
         self._spawn()
 
     def _idle(self) -> list[_Worker]:
@@ -163,7 +184,10 @@ class ProcessPool:
     def submit(self, job: Job) -> None:
         worker = self._idle()[0]
         worker.attempt = Attempt(job)
-        worker.tasks.put(job)
+        try:
+            worker.conn.send(job)
+        except OSError:  # it has just died: ``next_outcome`` will say so
+            pass
 
     def next_outcome(self) -> tuple[Job, Outcome] | None:
         """Wait for a job to end, or (None) for a replacement worker to be ready for one.
@@ -182,7 +206,7 @@ class ProcessPool:
                     worker.ready = True
                     return None
                 if kind in ("fatal", "died"):
-                    del self.workers[wid]
+                    self._drop(wid)
                     if not self.workers:
                         raise RestoreError(_start_failure(kind, payload))
                 continue
@@ -219,14 +243,16 @@ class ProcessPool:
     def close(self) -> None:
         """Let idle workers exit, kill any still running, and wait for them all."""
         for worker in self.workers.values():
-            if worker.process.is_alive():
-                worker.tasks.put(None)
-        for worker in self.workers.values():
+            try:
+                worker.conn.send(None)
+            except OSError:  # it has exited already
+                pass
+        for wid, worker in list(self.workers.items()):
             worker.process.join(timeout=10)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
-        self.workers.clear()
+            self._drop(wid)
 
 
 def _start_failure(kind: str, payload: object) -> str:

@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path, PurePath
 
@@ -186,6 +187,46 @@ def test_a_worker_that_dies_after_writing_its_outputs_counts_the_file_done(tmp_p
                         reporter_to(buf))
     assert (summary.done, summary.failed, summary.exit_code) == (3, 0, 0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c"]
+
+
+class DiesMidMessage(TouchWork):
+    """``TouchWork`` whose worker for ``b`` writes its output, then exits while a
+    large note is half-way through the pipe (the main process, busy printing
+    a's note, is not reading it)."""
+
+    def __call__(self):
+        touch = super().__call__()
+
+        def work(job, say):
+            if job.src.name != "b":
+                return touch(job, say)
+            time.sleep(0.3)  # a's note first
+            job.outputs[0].write_text("ok")
+            threading.Thread(target=say, args=("x" * 8_000_000,), daemon=True).start()
+            time.sleep(0.5)
+            os._exit(3)
+
+        return work
+
+
+class SlowToPrint(io.StringIO):
+    """A console that takes a while over a's note."""
+
+    def write(self, text):
+        if "looked at it" in text and "/a" in text:
+            time.sleep(2)
+        return super().write(text)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_dies_in_the_middle_of_a_message_fails_nothing_else(tmp_path):
+    # With one queue shared by the workers, b's worker died holding its lock with a
+    # message half-written, and the batch hung (CI timed out on this, session 18).
+    buf = SlowToPrint()
+    summary = run_batch(jobs_in(tmp_path, ["a", "b", "c", "d"]), workers.ProcessPool(DiesMidMessage(), 2),
+                        reporter_to(buf))
+    assert (summary.done, summary.failed) == (4, 0)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c", "d"]
 
 
 class Unusable:
