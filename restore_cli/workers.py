@@ -9,9 +9,10 @@ the work function is rebuilt in each one from a picklable ``make_work``.
 
 Ctrl-C belongs to the main process: the workers ignore SIGINT (they start
 with it ignored, so not even their start-up prints a traceback). On Ctrl-C
-the main process kills the workers; when one dies, it replaces that one. Either
-way it removes the temporary files of the jobs that were being written, and
-counts each of those jobs done if it had already written all its outputs
+the main process kills the workers. When one dies, a replacement starts as
+soon as a waiting job needs it (none at the end of a batch). Either way it
+removes the temporary files of the jobs that were being written, and counts
+each of those jobs done if it had already written all its outputs
 (``batch.Attempt``). A job goes to a worker only once that worker has built
 its model, and a replacement that cannot build it is left out.
 
@@ -115,6 +116,7 @@ class ProcessPool:
         self.make_work, self.size, self.threads = make_work, size, threads
         self.context = multiprocessing.get_context("spawn")
         self.workers: dict[int, _Worker] = {}
+        self.wanted = size  # workers to keep: one less for each replacement that could not start
         self.next_id = 0
 
     def _spawn(self) -> None:
@@ -166,15 +168,14 @@ class ProcessPool:
         """Forget a dead worker."""
         self.workers.pop(wid).conn.close()
 
-    def _replace(self, wid: int) -> None:
-        """Drop a dead worker and start another in its place."""
-        self._drop(wid)
-        self._spawn()
-
     def _idle(self) -> list[_Worker]:
         return [w for w in self.workers.values() if w.ready and w.attempt is None]
 
     def has_room(self) -> bool:
+        """A worker is free for a job. Asked only while a job waits, so this is where
+        dead workers' replacements start."""
+        while len(self.workers) < self.wanted:
+            self._spawn()
         return bool(self._idle())
 
     def busy(self) -> bool:
@@ -193,8 +194,8 @@ class ProcessPool:
         """Wait for a job to end, or (None) for a replacement worker to be ready for one.
 
         A worker that dies takes its job with it (failed, unless all the job's outputs
-        were written) and is replaced; a replacement that cannot start is left out, and
-        the batch stops only when no worker is left.
+        were written); a replacement that cannot start is left out, and the batch stops
+        only when no worker is left to start.
         """
         while True:
             wid, kind, payload = self._receive()
@@ -207,12 +208,13 @@ class ProcessPool:
                     return None
                 if kind in ("fatal", "died"):
                     self._drop(wid)
-                    if not self.workers:
+                    self.wanted -= 1
+                    if not self.wanted:
                         raise RestoreError(_start_failure(kind, payload))
                 continue
             if worker.attempt is None:
-                if kind == "died":  # idle: nothing lost, but a worker to replace
-                    self._replace(wid)
+                if kind == "died":  # idle: nothing lost
+                    self._drop(wid)
                 continue
             job = worker.attempt.job
             if kind == "say":
@@ -223,7 +225,7 @@ class ProcessPool:
                 return job, payload
             elif kind == "died":
                 _remove_temporary_files(job)
-                self._replace(wid)
+                self._drop(wid)
                 if worker.attempt.wrote_all():  # it died after its last write, before saying so
                     return job, Outcome(DONE)
                 return job, Outcome(FAILED, f"the worker process died (exit code {payload}); out of memory?")

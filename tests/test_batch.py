@@ -189,6 +189,13 @@ def test_a_worker_that_dies_after_writing_its_outputs_counts_the_file_done(tmp_p
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c"]
 
 
+def test_a_worker_that_dies_on_the_last_job_is_not_replaced(tmp_path):
+    pool = workers.ProcessPool(TouchWork(die_at="b"), 2)
+    summary = run_batch(jobs_in(tmp_path, ["a", "b"]), pool, reporter_to(io.StringIO()))
+    assert (summary.done, summary.failed) == (1, 1)
+    assert pool.next_id == 2  # no third worker started (and waited for): no job was left for it
+
+
 class DiesMidMessage(TouchWork):
     """``TouchWork`` whose worker for ``b`` writes its output, then exits while a
     large note is half-way through the pipe (the main process, busy printing
