@@ -251,7 +251,7 @@ class UsableTwice(TouchWork):
     """``TouchWork`` whose third and later workers cannot start (counted in a file)."""
 
     def __init__(self, counter: Path, die_at=None):
-        super().__init__(die_at=die_at, pause=1.0)  # (> the 0.5 s poll) the survivor is busy when b is found dead
+        super().__init__(die_at=die_at, pause=1.0)  # the survivor is still on a when b is found dead
         self.counter = counter
 
     def __call__(self):
