@@ -30,8 +30,7 @@ class SFM(nn.Module):
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.project(guide)
-        mu_d, sd_d, n_d = ops.masked_mean_std(x, mask)
-        mu_c, sd_c, n_c = ops.masked_mean_std(x, 1 - mask)
+        (mu_d, sd_d, n_d), (mu_c, sd_c, n_c) = ops.masked_mean_std_pair(x, mask)
         has_clean = n_c > 0
         mu_c = torch.where(has_clean, mu_c, mu_d)
         sd_c = torch.where(has_clean, sd_c, sd_d)

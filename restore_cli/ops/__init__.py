@@ -6,6 +6,15 @@ that every faster path matches. The names exported here go through
 (`cuda`, via CuPy) or the reference for the tensors at hand.
 """
 
-from .dispatch import active_set, directional_attention, masked_conv2d, masked_conv_stack, masked_mean_std, snl_aggregate
+from .dispatch import (
+    active_set,
+    directional_attention,
+    masked_conv2d,
+    masked_conv_stack,
+    masked_mean_std,
+    masked_mean_std_pair,
+    snl_aggregate,
+)
 
-__all__ = ["active_set", "masked_conv2d", "masked_conv_stack", "masked_mean_std", "directional_attention", "snl_aggregate"]
+__all__ = ["active_set", "masked_conv2d", "masked_conv_stack", "masked_mean_std", "masked_mean_std_pair",
+           "directional_attention", "snl_aggregate"]

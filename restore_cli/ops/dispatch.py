@@ -71,10 +71,19 @@ def masked_conv_stack(
 def masked_mean_std(
     x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``reference.masked_mean_std`` (on the CPU the reference is already one pass)."""
+    """``reference.masked_mean_std``."""
     if _backend(x) == "kernels":
         return cuda.kernel_ops().masked_mean_std(x, mask, eps)
     return reference.masked_mean_std(x, mask, eps)
+
+
+def masked_mean_std_pair(
+    x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]:
+    """``masked_mean_std`` over ``mask`` and over ``1 - mask`` (SFM's degraded and clean pixels)."""
+    if _backend(x) == "fast":
+        return fast.masked_mean_std_pair(x, mask, eps)
+    return masked_mean_std(x, mask, eps), masked_mean_std(x, 1 - mask, eps)
 
 
 def directional_attention(
