@@ -27,8 +27,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from multiprocessing.connection import Connection, wait
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Callable
 
@@ -199,9 +199,7 @@ class ProcessPool:
         """
         while True:
             wid, kind, payload = self._receive()
-            worker = self.workers.get(wid)
-            if worker is None:
-                continue  # from a worker already replaced
+            worker = self.workers[wid]
             if not worker.ready:  # a replacement, starting
                 if kind == "ready":
                     worker.ready = True
