@@ -220,7 +220,7 @@ class SlowToPrint(io.StringIO):
     """A console that takes a while over a's note."""
 
     def write(self, text):
-        if "looked at it" in text and "/a" in text:
+        if f"{os.sep}a: looked at it" in text:
             time.sleep(2)
         return super().write(text)
 
