@@ -189,6 +189,40 @@ def test_netr_may_have_more_levels_than_netl():
     assert model.netr.enc[-1].fuse.weight.grad.abs().sum() > 0  # the deepest level is used
 
 
+def test_global_attention_starts_as_identity_and_attends_across_the_whole_map():
+    from dataclasses import replace
+
+    from restore_cli.models.blocks import GlobalAttention
+
+    torch.manual_seed(0)
+    block = GlobalAttention(32)
+    assert block.heads == 2
+    x = torch.randn(2, 32, 5, 7)
+    torch.testing.assert_close(block(x), x)  # zero-initialised output projection
+    torch.nn.init.normal_(block.proj.weight, std=0.2)
+    y = x.clone()
+    y[0, :, 0, 0] += 3 * torch.randn(32)  # one far pixel changes what every pixel of image 0 gathers ...
+    assert not torch.allclose(block(y)[0, :, 4, 6], block(x)[0, :, 4, 6])
+    torch.testing.assert_close(block(y)[1], block(x)[1])  # ... and nothing of the other image
+    # Multi-head softmax attention over the pixels, pre-normed, added to the input.
+    tokens = x.flatten(2).transpose(1, 2)  # (B, HW, C)
+    q, k, v = block.qkv(block.norm(tokens)).chunk(3, dim=-1)
+    heads = [torch.softmax(qh @ kh.transpose(1, 2) / 16**0.5, dim=-1) @ vh
+             for qh, kh, vh in zip(q.chunk(2, -1), k.chunk(2, -1), v.chunk(2, -1))]
+    want = (tokens + block.proj(torch.cat(heads, -1))).transpose(1, 2).reshape(x.shape)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(block(x.contiguous(memory_format=layout)), want)
+    # A NetL with the blocks, given a NetL without them's tensors, computes the same.
+    cfg = replace(TINY, netl=replace(TINY.netl, attention=2))
+    assert SPAIRConfig.from_dict(cfg.to_dict()) == cfg and "attention" not in TINY.to_dict()["netl"]
+    plain, attending = SPAIR(TINY).eval(), SPAIR(cfg).eval()
+    missing = attending.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(name.startswith("netl.attention.") for name in missing)
+    image = torch.rand(1, 3, 16, 20)
+    for got, expected in zip(attending(image), plain(image)):
+        torch.testing.assert_close(got, expected)
+
+
 def test_global_context_starts_as_identity_and_sees_the_whole_image():
     from dataclasses import replace
 

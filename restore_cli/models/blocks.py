@@ -99,6 +99,33 @@ def channel_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean[:, 0], (rows - mean).square().mean(dim=1).sqrt()
 
 
+class GlobalAttention(nn.Module):
+    """Self-attention among all pixels of a coarse feature map (one transformer-style step,
+    pre-norm, residual): every pixel can gather from any other, however far, which a U-Net's
+    convolutions reach only within their receptive field. At NetL's bottleneck (1/16 of the
+    image) a shadow's interior can so learn from its edge, half a photo away.
+
+    The output projection starts at zero, so the block starts as the identity and can be
+    added to a trained network without changing its output.
+    """
+
+    def __init__(self, channels: int, head_channels: int = 16):
+        super().__init__()
+        self.heads = max(channels // head_channels, 1)
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        q, k, v = self.qkv(self.norm(tokens)).reshape(b, h * w, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        mixed = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        return (tokens + self.proj(mixed)).reshape(b, h, w, c).permute(0, 3, 1, 2)  # channels-last memory
+
+
 def context_block(channels: int, enabled: bool, extremes: bool = False) -> nn.Module:
     """A ``GlobalContext`` where the config asks for one, else the identity."""
     return GlobalContext(channels, extremes) if enabled else nn.Identity()

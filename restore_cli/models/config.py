@@ -17,6 +17,7 @@ class NetLConfig:
     growth: int = 8  # dense-block growth rate
     layers: int = 3  # convolutions per dense block
     global_context: bool = False  # FiLM from image-wide feature statistics after the bottleneck and each decoder level
+    attention: int = 0  # self-attention blocks among all bottleneck pixels (``GlobalAttention``)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class SPAIRConfig:
             del d["mask_logit"]
         if not d["netr"]["context_extremes"]:
             del d["netr"]["context_extremes"]
+        if not d["netl"]["attention"]:
+            del d["netl"]["attention"]
         return d
 
     @classmethod

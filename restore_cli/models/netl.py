@@ -8,7 +8,10 @@ Choices where the paper is silent (its layer table is in the supplement):
 one dense block per level, bilinear upsampling + 3x3 conv in the decoder,
 LeakyReLU(0.2), widths from ``NetLConfig``. Optionally (``global_context``)
 the bottleneck and each decoder level end in a ``GlobalContext`` block: whether
-a dark region is a shadow depends on the light in the rest of the image.
+a dark region is a shadow depends on the light in the rest of the image. And
+(``attention``) the bottleneck's pixels can attend to one another
+(``GlobalAttention``): a large shadow's interior looks like any dark surface
+until it is related to the shadow's edge, which may be half a photo away.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .blocks import DenseBlock, Down, Up, context_block
+from .blocks import DenseBlock, Down, GlobalAttention, Up, context_block
 from .config import NetLConfig
 
 
@@ -29,6 +32,7 @@ class NetL(nn.Module):
         self.enc = nn.ModuleList(DenseBlock(c, cfg.growth, cfg.layers) for c in w[:-1])
         self.down = nn.ModuleList(Down(a, b) for a, b in zip(w[:-1], w[1:]))
         self.mid = DenseBlock(w[-1], cfg.growth, cfg.layers)
+        self.attention = nn.Sequential(*(GlobalAttention(w[-1]) for _ in range(cfg.attention)))
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(w[:-1], w[1:]))
         self.dec = nn.ModuleList(DenseBlock(c, cfg.growth, cfg.layers) for c in w[:-1])
         self.mid_context = context_block(w[-1], cfg.global_context)
@@ -43,7 +47,7 @@ class NetL(nn.Module):
             x = enc(x)
             feats.append(x)
             x = down(x)
-        x = self.mid_context(self.mid(x))
+        x = self.mid_context(self.attention(self.mid(x)))
         for i in reversed(range(len(self.up))):
             x = self.dec_context[i](self.dec[i](self.up[i](x, feats[i])))
         return self.tail(x), feats
