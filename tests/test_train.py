@@ -375,6 +375,13 @@ def test_netr_loss_is_the_recipes(setup, tmp_path):
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert pixel_loss(a, b, Recipe()).item() == 0.5
     assert pixel_loss(a, b, Recipe(netr_loss="mse")).item() == 0.25
+    # l1+fft: the spectrum of a constant 0.5 error is 0.5 * 4 pixels at frequency 0, zero elsewhere
+    # (rfft2 of a 2x2 image: 2x2 frequencies, real and imaginary parts: 8 numbers, one of them 2).
+    assert pixel_loss(a, b, Recipe(netr_loss="l1+fft")).item() == pytest.approx(0.5 + 0.1 * 2 / 8)
+    c = b.clone()
+    c[..., 0, 0] = 0.0  # one pixel right: a spectrum at every frequency
+    want = torch.view_as_real(torch.fft.rfft2(a - c)).abs().mean()
+    assert pixel_loss(a, c, Recipe(netr_loss="l1+fft")).item() == pytest.approx((0.375 + 0.1 * want).item())
     recipe, data, val = setup
     train("netl", recipe, data, val, tmp_path, steps=2, log_every=2)
     first = {}

@@ -28,6 +28,7 @@ from ..weights.hub import is_safetensors, shipped_state
 from .recipe import Recipe
 
 console = Console(stderr=True)
+FFT_LOSS_WEIGHT = 0.1  # netr_loss "l1+fft": MIMO-UNet's weight of the spectral term
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -107,7 +108,14 @@ def soft_dice_loss(logits: torch.Tensor, gt_mask: torch.Tensor) -> torch.Tensor:
 
 def pixel_loss(restored: torch.Tensor, clean: torch.Tensor, recipe: Recipe) -> torch.Tensor:
     """NetR's loss: the recipe's ``netr_loss`` between its output and the clean photo."""
-    return F.mse_loss(restored, clean) if recipe.netr_loss == "mse" else F.l1_loss(restored, clean)
+    if recipe.netr_loss == "mse":
+        return F.mse_loss(restored, clean)
+    loss = F.l1_loss(restored, clean)
+    if recipe.netr_loss == "l1+fft":
+        # Cho et al., MIMO-UNet (ICCV 2021), Eq. 6: real and imaginary parts, weight 0.1.
+        spectra = torch.view_as_real(torch.fft.rfft2(restored.float() - clean.float()))
+        loss = loss + FFT_LOSS_WEIGHT * spectra.abs().mean()
+    return loss
 
 
 def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Recipe) -> dict[str, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..models.config import SPAIRConfig
 
-NETR_LOSSES = ("l1", "mse")
+NETR_LOSSES = ("l1", "mse", "l1+fft")
 
 
 def _last_started(schedule: list[list[float]], step: int, default: tuple) -> tuple:
@@ -61,7 +61,9 @@ class Recipe:
     # photos it has not seen, so that NetR learns not to restore a region only because it
     # is flagged (0: every mask cut at ``mask_logit``, as in inference).
     netr_mask_jitter: float = 0.0
-    # NetR's pixel loss: "l1" (SPAIR's), or "mse", the error PSNR measures.
+    # NetR's pixel loss: "l1" (SPAIR's), "mse" (the error PSNR measures), or "l1+fft":
+    # L1 plus 0.1 x the L1 distance of the two images' 2D spectra (MIMO-UNet's deblurring
+    # loss: it weighs the lost fine detail, which the pixel L1 sees only faintly).
     netr_loss: str = "l1"
     # What the training steps compute in: "bf16" runs forward and backward under
     # torch.autocast (convs and GEMMs in bf16, weights and optimiser in fp32): about 1.6x
