@@ -195,8 +195,8 @@ def test_global_attention_starts_as_identity_and_attends_across_the_whole_map():
     from restore_cli.models.blocks import GlobalAttention
 
     torch.manual_seed(0)
+    assert [GlobalAttention(c).heads for c in (8, 32, 48, 50)] == [1, 2, 3, 2]  # heads of equal width
     block = GlobalAttention(32)
-    assert block.heads == 2
     x = torch.randn(2, 32, 5, 7)
     torch.testing.assert_close(block(x), x)  # zero-initialised output projection
     torch.nn.init.normal_(block.proj.weight, std=0.2)

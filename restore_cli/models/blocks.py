@@ -102,8 +102,8 @@ def channel_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class GlobalAttention(nn.Module):
     """Self-attention among all pixels of a coarse feature map (one transformer-style step,
     pre-norm, residual): every pixel can gather from any other, however far, which a U-Net's
-    convolutions reach only within their receptive field. At NetL's bottleneck (1/16 of the
-    image) a shadow's interior can so learn from its edge, half a photo away.
+    convolutions reach only within their receptive field. At a five-level NetL's bottleneck
+    (1/16 of the image) a shadow's interior can so learn from its edge, half a photo away.
 
     The output projection starts at zero, so the block starts as the identity and can be
     added to a trained network without changing its output.
@@ -112,6 +112,8 @@ class GlobalAttention(nn.Module):
     def __init__(self, channels: int, head_channels: int = 16):
         super().__init__()
         self.heads = max(channels // head_channels, 1)
+        while channels % self.heads:  # heads of equal width
+            self.heads -= 1
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
