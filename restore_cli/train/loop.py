@@ -112,7 +112,7 @@ def pixel_loss(restored: torch.Tensor, clean: torch.Tensor, recipe: Recipe) -> t
         return F.mse_loss(restored, clean)
     loss = F.l1_loss(restored, clean)
     if recipe.netr_loss == "l1+fft":
-        # Cho et al., MIMO-UNet (ICCV 2021), Eq. 6: real and imaginary parts, weight 0.1.
+        # Cho et al., MIMO-UNet (ICCV 2021): its frequency reconstruction loss, real and imaginary parts.
         spectra = torch.view_as_real(torch.fft.rfft2(restored.float() - clean.float()))
         loss = loss + FFT_LOSS_WEIGHT * spectra.abs().mean()
     return loss
