@@ -19,9 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
     "derain": "07e2974f99ac48eced3368bd0b66c555c7069ada49c93d06958ada8ce8ac2dda",
-    "deraindrop": "b9af1644d1648030fcac8f23e68fd1f233a7b00263435bc01410cdcdb9a11039",
+    "deraindrop": "efde65f250d25a2bc5b5b2a20f050d5e4bc8941507a48ca48eb6dfcfbca05c83",
     "deshadow": "eb695d3467fe833161707ac1260d50affba18e7bcd7ce62e4c03fad6c24b509a",
-    "deblur": "93ef47ca726a59c4b8a128b594ddd71aaaca9cab781b99d154c694f1dfec382d",
+    "deblur": "9ec20c2e64c0747946a5ce61fb418a1073a1e4b07b22f9ede04c0cd05011ed87",
 }
 
 
@@ -62,8 +62,8 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-snl2",  # derain-crop224 without the half-resolution SNL (29 % less time per photo), NetR trained on
-    "deraindrop": "deraindrop-crop224",  # deraindrop-ctx4's NetR deepened to five levels and trained on, 3 times
-    "deblur": "deblur-still2",  # deblur-netl retrained so that a still camera (sharp background, moving objects) is not blur
+    "deraindrop": "deraindrop-snl1",  # deraindrop-crop224 without the full-resolution SNL (about a third less time), NetR trained on
+    "deblur": "deblur-snl1",  # deblur-still2 without the full-resolution SNL (about half the time), NetR trained on
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
 }
 
