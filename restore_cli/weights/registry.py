@@ -62,8 +62,8 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-snl2",  # derain-crop224 without the half-resolution SNL (29 % less time per photo), NetR trained on
-    "deraindrop": "deraindrop-snl1",  # deraindrop-crop224 without the full-resolution SNL (about a third less time), NetR trained on
-    "deblur": "deblur-snl1",  # deblur-still2 without the full-resolution SNL (about half the time), NetR trained on
+    "deraindrop": "deraindrop-snl1",  # deraindrop-crop224 without the full-resolution SNL (43 % less time per photo), NetR trained on
+    "deblur": "deblur-snl1",  # deblur-still2 without the full-resolution SNL (61 % less time per photo), NetR trained on
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
 }
 
