@@ -13,7 +13,7 @@ from restore_cli.synth.blur import add_motion_blur, blur_linear, kernel_from_pat
 from restore_cli.synth.degraders import degrade_with_mask, degrader
 from restore_cli.synth.mask import degradation_mask
 from restore_cli.synth.raindrop import add_raindrops
-from restore_cli.synth.shadow import add_shadow
+from restore_cli.synth.shadow import add_shadow, sky
 from restore_cli.train.data import SyntheticPairs, fixed_val_set
 from restore_cli.train.loop import train
 from restore_cli.train.recipe import Recipe
@@ -97,6 +97,21 @@ def test_shadow_darkens_only_and_mask_is_the_dark_region():
         penumbra = ~mask & (np.abs(out - clean).mean(-1) > 0.002)
         assert penumbra.any()  # the soft edge reaches beyond the thresholded matte
         assert ratio[mask].mean() < ratio[penumbra].mean() < 1
+
+
+def test_sky_is_found_and_takes_no_shadow():
+    clean = scene(1)
+    top = clean.shape[0] // 3
+    found = sky(clean)
+    assert found[:top].mean() > 0.8 and found[top:].mean() < 0.05
+    assert not sky(photo(2, 80, 96)).any()  # textured everywhere: no sky
+    shaded = 0
+    for s in range(8):
+        out, mask = add_shadow(clean, np.random.default_rng(s))
+        inner = cv2.erode(found.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # away from the skyline
+        assert np.abs(out - clean)[inner].max() < 1e-3 and not mask[inner].any()  # under 1/4 level
+        shaded += mask[top:].any()
+    assert shaded >= 6  # the ground still takes shadows
 
 
 def test_shadow_is_bluer():
