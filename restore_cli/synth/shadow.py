@@ -30,9 +30,9 @@ Ground-truth mask: the shadow region, i.e. the soft matte (umbra plus
 penumbra) above 0.5, which ``add_shadow`` returns with the image, as ISTD
 ships shadow masks. On the 97 BSDS500 val photos shadows cover 3-57% of the
 frame (mean 19%; 3-75%, mean 21%, before the sky was spared), and ISTD's Lab
-error in the shadow is 35 (ISTD's own inputs: 32); RGB PSNR 10-32 dB, median
-about 23 dB. ISTD's non-shadow error (7.2) comes
-from exposure drift between its two captures and is not modelled.
+error in the shadow is 35 (ISTD's own inputs: 32); uint8 RGB PSNR median 21.8 dB
+(p10-p90 17.0-29.2). ISTD's non-shadow error (7.2) comes from exposure drift
+between its two captures and is not modelled.
 """
 
 from __future__ import annotations
