@@ -105,10 +105,10 @@ def test_sky_is_found_and_takes_no_shadow():
     found = sky(clean)
     assert found[:top].mean() > 0.8 and found[top:].mean() < 0.05
     assert not sky(photo(2, 80, 96)).any()  # textured everywhere: no sky
+    inner = cv2.erode(found.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # away from the skyline
     shaded = 0
     for s in range(8):
         out, mask = add_shadow(clean, np.random.default_rng(s))
-        inner = cv2.erode(found.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # away from the skyline
         assert np.abs(out - clean)[inner].max() < 1e-3 and not mask[inner].any()  # under 1/4 level
         shaded += mask[top:].any()
     assert shaded >= 6  # the ground still takes shadows

@@ -200,14 +200,13 @@ def sky(clean: np.ndarray) -> np.ndarray:
     return found.astype(bool) | hole[label]
 
 
-def shadow_matte(h: int, w: int, rng: np.random.Generator, receiver: np.ndarray | None = None) -> np.ndarray:
+def shadow_matte(h: int, w: int, rng: np.random.Generator, receiver: np.ndarray) -> np.ndarray:
     """A soft shadow matte (H, W) in [0, 1]: projected occluders with a widening penumbra,
-    times ``receiver`` (H, W) in [0, 1], where a surface can take a shadow (default: everywhere).
+    times ``receiver`` (H, W) in [0, 1], where a surface can take a shadow.
 
     Silhouettes are redrawn (a few times at most) until the shadow covers some but
     not all of the frame, as in ISTD.
     """
-    receiver = np.ones((h, w), np.float32) if receiver is None else receiver
     for _ in range(8):
         hard, foot, d = silhouettes(h, w, rng)
         if 0.03 < (hard * receiver).mean() / 255 < 0.8:
