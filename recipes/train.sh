@@ -15,8 +15,9 @@ RUN=${RUN:-checkpoints/$TASK}
 NETL_STEPS=${NETL_STEPS:-}  # empty: the recipe's netl_steps
 NETR_STEPS=${NETR_STEPS:-}  # empty: the recipe's netr_steps
 THREADS=${THREADS:-2}       # torch threads; use 1 while other jobs share the CPU
+OUT=${OUT:-weights/$TASK.safetensors}  # where the weights go; point experiments elsewhere
 restore() { .venv/bin/python -m restore_cli "$@"; }
 common=(--recipe "recipes/$TASK.json" --data "$DATA/train" --val "$DATA/val" --out "$RUN" --resume --threads "$THREADS")
 restore train netl "${common[@]}" ${NETL_STEPS:+--steps $NETL_STEPS}
 restore train netr "${common[@]}" ${NETR_STEPS:+--steps $NETR_STEPS}
-restore train export "$RUN/netr.ckpt" --out "weights/$TASK.safetensors"
+restore train export "$RUN/netr.ckpt" --out "$OUT"
