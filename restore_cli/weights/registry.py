@@ -62,7 +62,7 @@ class WeightsRecord:
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
     "derain": "derain-lr7",  # derain-snl2 (crop224 without the half-resolution SNL), its NetR trained on at 2e-4, 1e-4, 2e-4, 1e-4, 2e-4, then 1e-4
-    "deraindrop": "deraindrop-lr2e",  # deraindrop-crop224 without the full-resolution SNL (43 % less time per photo), NetR trained on at 2e-4, then 1e-4, 2e-4, then 1e-4
+    "deraindrop": "deraindrop-lr2e",  # deraindrop-crop224 without the full-resolution SNL (43 % less time per photo), NetR trained on at 2e-4, 1e-4, 2e-4, then 1e-4
     "deblur": "deblur-snl1",  # deblur-still2 without the full-resolution SNL (61 % less time per photo), NetR trained on
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
 }
