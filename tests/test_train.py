@@ -115,6 +115,36 @@ def test_resume_is_exact(setup, tmp_path):
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
 
 
+def test_batches_made_ahead_by_workers_train_exactly_as_without(setup, tmp_path):
+    recipe, data, val = setup
+    recipe = replace(recipe, netl_crops=[[2, 48]])  # the crop changes mid-run: workers must follow it
+    a = load_checkpoint(train("netl", recipe, data, val, tmp_path / "inline", steps=4, log_every=100))
+    b = load_checkpoint(train("netl", recipe, data, val, tmp_path / "workers", steps=4, log_every=100, workers=2))
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
+
+
+def test_step_batches_are_the_batches_of_their_steps(setup):
+    from restore_cli.train.data import StepBatches, step_batches
+
+    recipe, data, _ = setup
+    crop_at = lambda step: 32 if step < 5 else 48  # noqa: E731
+    got = list(step_batches(StepBatches(data, recipe.seed, 3, 7, 2, crop_at), workers=2))
+    assert len(got) == 4
+    for step, batch in zip(range(3, 7), got):
+        for a, b in zip(batch, data.batch(recipe.seed, step, 2, crop_at(step))):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it where one is lent)")
+def test_training_on_the_gpu_saves_checkpoints_that_load_on_the_cpu(setup, tmp_path):
+    recipe, data, val = setup
+    train("netl", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda", workers=2)
+    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda"))
+    assert ck["step"] == 3 and all(t.device.type == "cpu" for t in ck["model"].values())
+    assert (tmp_path / "netr.log").read_text().count("psnr") == 1
+
+
 def test_netr_ema_resumes_exactly_and_is_exported(setup, tmp_path):
     recipe, data, val = setup
     recipe = replace(recipe, netr_ema=0.9, netr_ema_start=2)

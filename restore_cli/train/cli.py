@@ -13,10 +13,12 @@ RecipeOpt = typer.Option(..., "--recipe", help="Recipe JSON (model config + hype
 DataOpt = typer.Option(..., "--data", help="Clean photos (synthesised on the fly) or a paired folder with input/ and target/.")
 ValOpt = typer.Option(..., "--val", help="Clean photos for the fixed synthetic validation batch.")
 OutOpt = typer.Option(..., "--out", help="Run directory for checkpoints and logs.")
+DeviceOpt = typer.Option("cpu", "--device", help="Where the steps run: cpu, cuda or cuda:N.")
+WorkersOpt = typer.Option(0, "--workers", min=0, help="Processes making the coming batches ahead (for a fast --device).")
 
 
 def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps: Optional[int], resume: bool,
-         init: Optional[Path], threads: Optional[int]) -> None:
+         init: Optional[Path], threads: Optional[int], device: str, workers: int) -> None:
     import torch
 
     from ..memory import keep_freed_memory
@@ -28,7 +30,7 @@ def _run(stage: str, recipe_path: Path, data: Path, val: Path, out: Path, steps:
     keep_freed_memory()
     recipe = Recipe.load(recipe_path)
     pairs, val_batch = datasets(recipe, data, val)
-    path = train(stage, recipe, pairs, val_batch, out, steps=steps, resume=resume, init=init)
+    path = train(stage, recipe, pairs, val_batch, out, steps=steps, resume=resume, init=init, device=device, workers=workers)
     typer.echo(f"checkpoint: {path}")
 
 
@@ -50,9 +52,10 @@ def datasets(recipe, data: Path, val: Path):
 def netl(recipe: Path = RecipeOpt, data: Path = DataOpt, val: Path = ValOpt, out: Path = OutOpt,
          steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
          resume: bool = typer.Option(False, help="Continue from OUT/netl.ckpt."),
-         threads: Optional[int] = typer.Option(None, help="torch threads.")) -> None:
+         threads: Optional[int] = typer.Option(None, help="torch threads."),
+         device: str = DeviceOpt, workers: int = WorkersOpt) -> None:
     """Train NetL with BCE against the thresholded |degraded - clean| mask."""
-    _run("netl", recipe, data, val, out, steps, resume, None, threads)
+    _run("netl", recipe, data, val, out, steps, resume, None, threads, device, workers)
 
 
 @app.command()
@@ -60,9 +63,10 @@ def netr(recipe: Path = RecipeOpt, data: Path = DataOpt, val: Path = ValOpt, out
          steps: Optional[int] = typer.Option(None, help="Override the recipe's step count."),
          resume: bool = typer.Option(False, help="Continue from OUT/netr.ckpt."),
          init: Optional[Path] = typer.Option(None, help="NetL checkpoint (default OUT/netl.ckpt)."),
-         threads: Optional[int] = typer.Option(None, help="torch threads.")) -> None:
+         threads: Optional[int] = typer.Option(None, help="torch threads."),
+         device: str = DeviceOpt, workers: int = WorkersOpt) -> None:
     """Train NetR with L1, NetL frozen and feeding SFM."""
-    _run("netr", recipe, data, val, out, steps, resume, init, threads)
+    _run("netr", recipe, data, val, out, steps, resume, init, threads, device, workers)
 
 
 @app.command()

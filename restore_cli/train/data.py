@@ -1,7 +1,9 @@
 """Training batches: synthetic pairs made on the fly, or real paired folders.
 
 Every batch is a pure function of ``(seed, step)``, so a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+exactly the batches an uninterrupted run would have seen, and worker
+processes can make the coming steps' batches ahead (``step_batches``) with
+no change to what the run sees.
 """
 
 from __future__ import annotations
@@ -132,6 +134,31 @@ class PairedFolder(SyntheticPairs):
         x = int(rng.integers(clean.shape[1] - size + 1))
         degraded, clean = _augment(rng, degraded[y : y + size, x : x + size], clean[y : y + size, x : x + size])
         return degraded, clean, degradation_mask(degraded, clean, self.threshold).astype(np.float32)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """The batches of a run's steps ``start`` to ``total - 1``: item ``i`` is step ``start + i``'s,
+    ``data.batch(seed, step, size, crop_at(step))``."""
+
+    def __init__(self, data: SyntheticPairs, seed: int, start: int, total: int, size: int,
+                 crop_at: Callable[[int], int]):
+        self.data, self.seed, self.start, self.total, self.size, self.crop_at = data, seed, start, total, size, crop_at
+
+    def __len__(self) -> int:
+        return max(self.total - self.start, 0)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        step = self.start + i
+        return self.data.batch(self.seed, step, self.size, self.crop_at(step))
+
+
+def step_batches(batches: StepBatches, workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """``batches`` in step order; with ``workers`` > 0 made ahead by that many processes
+    (a few steps each), so that a fast device is not kept waiting by the synthesis."""
+    return torch.utils.data.DataLoader(
+        batches, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def fixed_val_set(

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..models import SPAIR, save_spair
 from ..models.blocks import DenseBlock, GlobalContext
 from ..models.netr import NetR
 from ..weights.hub import is_safetensors, shipped_state
+from .data import StepBatches, step_batches
 from .recipe import Recipe
 
 console = Console(stderr=True)
@@ -125,12 +127,13 @@ def validate(model: SPAIR, stage: str, val: tuple[torch.Tensor, ...], recipe: Re
     with torch.no_grad():
         if stage == "netl":
             logits, _ = model.netl(degraded)
-            f1 = f1_score(model.cut(logits).numpy() > 0, gt_mask.numpy() > 0.5)
+            f1 = f1_score(model.cut(logits).cpu().numpy() > 0, gt_mask.cpu().numpy() > 0.5)
             result = {"bce": weighted_bce(logits, gt_mask, recipe).item(), "f1": f1}
         else:
             mask, feats = _frozen_netl_pass(model, degraded)
             out = model.netr(degraded, mask, feats).clamp(0, 1)
-            result = {"psnr": psnr(out.numpy(), clean.numpy(), 1.0), "input_psnr": psnr(degraded.numpy(), clean.numpy(), 1.0)}
+            out, clean, degraded = (t.cpu().numpy() for t in (out, clean, degraded))
+            result = {"psnr": psnr(out, clean, 1.0), "input_psnr": psnr(degraded, clean, 1.0)}
     model.train()
     return result
 
@@ -217,6 +220,8 @@ def train(
     init: str | Path | None = None,
     checkpoint_minutes: float = 3.0,
     log_every: int = 25,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> Path:
     """Train ``stage`` ('netl' or 'netr') and return the checkpoint path.
 
@@ -224,6 +229,10 @@ def train(
     stage's checkpoint in ``out_dir``) and keeps it frozen. NetL is read from
     there on ``resume`` too, so a NetL trained further since the last NetR run
     is picked up: NetR then goes on adapting to it.
+
+    ``device`` is where the steps run (a CUDA GPU trains many times faster; the
+    checkpoints load anywhere); ``workers`` processes make the coming batches
+    ahead, the same batches as without them.
     """
     if stage not in ("netl", "netr"):
         raise ValueError("stage must be 'netl' or 'netr'")
@@ -236,7 +245,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
 
-    model = SPAIR(recipe.model)
+    device = torch.device(device)
+    model = SPAIR(recipe.model).to(device)
     trained = model.netl if stage == "netl" else model.netr
     opt = torch.optim.Adam(trained.parameters(), lr=recipe.lr)
     step, elapsed = 0, 0.0
@@ -277,19 +287,22 @@ def train(
         )
 
     log = (out_dir / f"{stage}.log").open("a")
+    val = tuple(t.to(device) for t in val)
+    batches = iter(step_batches(StepBatches(data, recipe.seed, step, total, recipe.batch, partial(recipe.crop_at, stage)),
+                                workers, pin_memory=device.type == "cuda"))
     last_save, t0, window, window_seconds = time.time(), time.time(), [], 0.0
     while step < total:
         if keeps_ema and ema is None and step >= recipe.netr_ema_start:
             ema = copy.deepcopy(model)
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(stage, step)
-        degraded, clean, gt_mask = data.batch(recipe.seed, step, recipe.batch, recipe.crop_at(stage, step))
-        with torch.autocast("cpu", torch.bfloat16, enabled=recipe.precision == "bf16"):
+        degraded, clean, gt_mask = (t.to(device, non_blocking=True) for t in next(batches))
+        with torch.autocast(device.type, torch.bfloat16, enabled=recipe.precision == "bf16"):
             if stage == "netl":
                 logits, _ = model.netl(degraded)
                 loss = mask_loss(logits.float(), gt_mask, recipe)
             else:
-                mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
+                mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)).to(device))
                 loss = pixel_loss(model.netr(degraded, mask, feats).float(), clean, recipe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
