@@ -15,9 +15,12 @@ RUN=${RUN:-checkpoints/$TASK}
 NETL_STEPS=${NETL_STEPS:-}  # empty: the recipe's netl_steps
 NETR_STEPS=${NETR_STEPS:-}  # empty: the recipe's netr_steps
 THREADS=${THREADS:-2}       # torch threads; use 1 while other jobs share the CPU
+DEVICE=${DEVICE:-cpu}       # cuda: the steps on a GPU (then WORKERS=12 or so, to keep it fed)
+WORKERS=${WORKERS:-0}       # processes making the coming batches ahead
 OUT=${OUT:-weights/$TASK.safetensors}  # where the weights go; point experiments elsewhere
-restore() { .venv/bin/python -m restore_cli "$@"; }
-common=(--recipe "recipes/$TASK.json" --data "$DATA/train" --val "$DATA/val" --out "$RUN" --resume --threads "$THREADS")
+PYTHON=${PYTHON:-.venv/bin/python}  # another interpreter, e.g. python3 on a machine that has torch
+restore() { "$PYTHON" -m restore_cli "$@"; }
+common=(--recipe "recipes/$TASK.json" --data "$DATA/train" --val "$DATA/val" --out "$RUN" --resume --threads "$THREADS" --device "$DEVICE" --workers "$WORKERS")
 restore train netl "${common[@]}" ${NETL_STEPS:+--steps $NETL_STEPS}
 restore train netr "${common[@]}" ${NETR_STEPS:+--steps $NETR_STEPS}
 restore train export "$RUN/netr.ckpt" --out "$OUT"

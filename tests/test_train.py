@@ -139,10 +139,12 @@ def test_step_batches_are_the_batches_of_their_steps(setup):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it where one is lent)")
 def test_training_on_the_gpu_saves_checkpoints_that_load_on_the_cpu(setup, tmp_path):
     recipe, data, val = setup
+    recipe = replace(recipe, netr_ema=0.9)
     train("netl", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda", workers=2)
-    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda"))
-    assert ck["step"] == 3 and all(t.device.type == "cpu" for t in ck["model"].values())
-    assert (tmp_path / "netr.log").read_text().count("psnr") == 1
+    train("netr", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda")
+    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=4, log_every=4, resume=True, device="cuda"))
+    assert ck["step"] == 4 and all(t.device.type == "cpu" for t in [*ck["model"].values(), *ck["ema"].values()])
+    assert (tmp_path / "netr.log").read_text().count("psnr") == 2
 
 
 def test_netr_ema_resumes_exactly_and_is_exported(setup, tmp_path):

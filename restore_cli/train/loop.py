@@ -76,7 +76,7 @@ def _load_netl(model: SPAIR, path: Path, required: bool) -> None:
     ck = load_checkpoint(path)
     netl = {k.removeprefix("netl."): v for k, v in shipped_state(ck).items() if k.startswith("netl.")}
     current = model.netl.state_dict()
-    if not required and any(not torch.equal(v, current[k]) for k, v in netl.items()):
+    if not required and any(not torch.equal(v, current[k].cpu()) for k, v in netl.items()):
         console.log(f"NetL changed since the last NetR run: continuing with {path} (step {ck['step']})")
     model.netl.load_state_dict(netl)
 
