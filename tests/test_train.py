@@ -142,9 +142,10 @@ def test_training_on_the_gpu_saves_checkpoints_that_load_on_the_cpu(setup, tmp_p
     recipe = replace(recipe, netr_ema=0.9)
     train("netl", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda", workers=2)
     train("netr", recipe, data, val, tmp_path, steps=3, log_every=3, device="cuda")
-    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=4, log_every=4, resume=True, device="cuda"))
-    assert ck["step"] == 4 and all(t.device.type == "cpu" for t in [*ck["model"].values(), *ck["ema"].values()])
-    assert (tmp_path / "netr.log").read_text().count("psnr") == 2
+    train("netr", recipe, data, val, tmp_path, steps=4, log_every=4, resume=True, device="cuda")
+    ck = load_checkpoint(train("netr", recipe, data, val, tmp_path, steps=5, log_every=5, resume=True))  # on the CPU
+    assert ck["step"] == 5 and set(ck["ema"]) == set(ck["model"])
+    assert (tmp_path / "netr.log").read_text().count("psnr") == 3
 
 
 def test_netr_ema_resumes_exactly_and_is_exported(setup, tmp_path):

@@ -302,7 +302,7 @@ def train(
                 logits, _ = model.netl(degraded)
                 loss = mask_loss(logits.float(), gt_mask, recipe)
             else:
-                mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)).to(device))
+                mask, feats = _frozen_netl_pass(model, degraded, mask_cuts(recipe, step, len(degraded)))
                 loss = pixel_loss(model.netr(degraded, mask, feats).float(), clean, recipe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
