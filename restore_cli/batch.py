@@ -4,11 +4,14 @@ Used by ``restore <task>`` and ``restore mask``. A failing file costs one
 line ``error: <file>: <reason>`` and the batch goes on (``fail_fast`` stops
 it). Ctrl-C abandons the current image; outputs are written atomically, so
 no partial file is left, and ``skip_existing`` resumes the batch later.
+SIGTERM (``kill``, ``timeout``, ``docker stop``) stops a batch as Ctrl-C does.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .errors import RestoreError
 from .inputs import Job
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 # What a job may raise for one bad file; anything else is a bug and propagates.
 FILE_ERRORS = (RestoreError, OSError, MemoryError)
@@ -72,7 +75,8 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: int = 0
-    interrupted: bool = False
+    interrupted: bool = False  # by Ctrl-C, or by SIGTERM when ``terminated``
+    terminated: bool = False
     seconds: float = 0.0
 
     @property
@@ -82,7 +86,9 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_INTERRUPTED if self.interrupted else EXIT_FAILED if self.failed else EXIT_OK
+        if self.interrupted:
+            return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+        return EXIT_FAILED if self.failed else EXIT_OK
 
     def line(self) -> str:
         parts = [f"done {self.done}", f"skipped {self.skipped}", f"failed {self.failed}"]
@@ -192,6 +198,28 @@ class InProcess:
         pass
 
 
+class SigtermAsCtrlC:
+    """Within it, SIGTERM raises KeyboardInterrupt, so that a batch that is killed stops as
+    on Ctrl-C (temporary files removed, a summary); ``received`` tells the two apart.
+    Signal handlers belong to the main thread: elsewhere it changes nothing."""
+
+    received = False
+
+    def _raise(self, signum, frame) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "SigtermAsCtrlC":
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
 def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_existing: bool = False,
               fail_fast: bool = False) -> Summary:
     """Run ``work(job, say)`` for each job and return the summary (also printed).
@@ -236,8 +264,9 @@ def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_
 
     start = time.perf_counter()
     waiting = list(reversed(todo))
+    sigterm = SigtermAsCtrlC()
     try:
-        with progress:
+        with sigterm, progress:
             runner.start(say)
             while waiting and runner.has_room():
                 submit(waiting.pop())
@@ -253,7 +282,7 @@ def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_
                 while waiting and runner.has_room():
                     submit(waiting.pop())
     except KeyboardInterrupt:
-        summary.interrupted = True
+        summary.interrupted, summary.terminated = True, sigterm.received
         for job, outcome in runner.stop():
             count(job, outcome)
     finally:

@@ -20,7 +20,7 @@ from . import __version__
 from .bench.cli import bench
 from .synth.cli import app as synth_app
 from .train.cli import app as train_app
-from .tasks import DEFAULT_TILE, DEFAULT_TILE_PAD, TASKS as TASK_HELP
+from .tasks import DEFAULT_TILE, DEFAULT_TILE_PAD, TASKS as TASK_HELP, check_tile
 from .weights.cli import app as weights_app
 
 DEFAULT_OUTPUT = Path("restored")
@@ -72,7 +72,7 @@ DeviceOpt = typer.Option(Device.auto, "--device", help="auto picks CUDA when ava
 PrecisionOpt = typer.Option(Precision.auto, "--precision",
                             help="What the networks compute in. auto: bf16 on a CPU that computes it natively "
                                  "(about 1.6x faster, outputs within a few levels of fp32), else fp32.")
-TileOpt = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, help="Process tiles of N x N px (0 = the whole image at once).")
+TileOpt = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, callback=check_tile, help="Process tiles of N x N px (0 = the whole image at once).")
 TilePadOpt = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context px around each tile (no seams).")
 SkipExistingOpt = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs all exist (resume a batch).")
 WeightsOpt = typer.Option(None, "--weights", help="Weights file (.safetensors or checkpoint) instead of the task's.")
@@ -186,7 +186,7 @@ def _restore_command(task: str):
                        skip_existing, weights, fail_fast, quiet, tta, jobs)
 
     command.__doc__ = (f"{TASK_HELP[task]}\n\nEach output keeps its input's name (and format) under -o. Exit status: "
-                       "0 all done, 1 some file failed, 2 no weights, 130 interrupted (resume with --skip-existing).")
+                       "0 all done, 1 some file failed, 2 no weights, 130 interrupted by Ctrl-C, 143 by SIGTERM (resume with --skip-existing).")
     return command
 
 

@@ -144,8 +144,9 @@ def plan(sources: list[Source], out_dir: Path, outputs: Callable[[PurePath], lis
 
     A job is marked failed (not run) when one of its outputs is already an
     output of an earlier job (compared case-insensitively, as on macOS and
-    Windows) or is its own input file.
+    Windows) or is an input file of the batch, its own or another's.
     """
+    inputs = {s.path.resolve(): s.path for s in sources}
     jobs = []
     owner: dict[str, Path] = {}
     for s in sources:
@@ -156,8 +157,10 @@ def plan(sources: list[Source], out_dir: Path, outputs: Callable[[PurePath], lis
             if key in owner:
                 job.error = f"output {p} is also the output of {owner[key]}; not written (rename one, or run them separately)"
                 break
-            if p.exists() and p.resolve() == s.path.resolve():
-                job.error = f"output {p} would overwrite the input; choose another -o or a --suffix"
+            overwritten = inputs.get(p.resolve()) if p.exists() else None
+            if overwritten is not None:
+                whose = "the input" if overwritten == s.path else f"the batch's input {overwritten}"
+                job.error = f"output {p} would overwrite {whose}; choose another -o or a --suffix"
                 break
         if job.error is None:
             owner.update((os.path.normcase(os.path.abspath(p)).casefold(), s.path) for p in paths)

@@ -371,12 +371,21 @@ def test_plan_flags_case_insensitive_collisions_and_input_overwrites(tmp_path):
     assert "would overwrite the input" in jobs[0].error
 
 
+def test_plan_never_writes_over_another_input_of_the_batch(tmp_path):
+    # x/a.png's output (-o y) is y/a.png, itself an input: refused before anything is written.
+    a, b = write_image(tmp_path / "x" / "a.png"), write_image(tmp_path / "y" / "a.png")
+    jobs = plan([Source(a, PurePath("a.png")), Source(b, PurePath("a.png"))], tmp_path / "y", lambda rel: [rel])
+    assert f"would overwrite the batch's input {b}" in jobs[0].error
+    assert "would overwrite the input;" in jobs[1].error
+
+
 # --- Ctrl-C on a real batch ---------------------------------------------------------------------
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_sigint_leaves_only_whole_files_and_skip_existing_resumes(tmp_path, tiny_weights, jobs):
+@pytest.mark.skipif(os.name != "posix", reason="sends signals")
+@pytest.mark.parametrize("jobs, sig, code", [("1", signal.SIGINT, 130), ("2", signal.SIGINT, 130), ("1", signal.SIGTERM, 143), ("2", signal.SIGTERM, 143)])
+def test_sigint_leaves_only_whole_files_and_skip_existing_resumes(tmp_path, tiny_weights, jobs, sig, code):
+    """Ctrl-C, or SIGTERM (kill, timeout, docker stop) sent to the main process."""
     names = [f"img{i:02d}.png" for i in range(30)]
     for i, name in enumerate(names):
         write_image(tmp_path / "in" / name, (48, 48), seed=i)
@@ -392,9 +401,9 @@ def test_sigint_leaves_only_whole_files_and_skip_existing_resumes(tmp_path, tiny
     deadline = time.monotonic() + 60
     while not finished() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     done = finished()
     assert 0 < len(done) < len(names), "the batch was not interrupted midway"

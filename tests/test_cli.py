@@ -72,15 +72,15 @@ def test_default_output_folder_is_restored(cli, tmp_path, monkeypatch):
 
 
 def test_folder_keeps_layout_and_loads_once(cli, loads, tmp_path):
-    write_image(tmp_path / "in" / "a.png")
+    write_image(tmp_path / "in" / "a.png", (48, 64))  # tiled at -t 32
     write_image(tmp_path / "in" / "sub" / "b.jpg", (16, 20))
     write_image(tmp_path / "in" / "sub" / "deeper" / "c.tif", (20, 16))
     (tmp_path / "in" / "README.txt").write_text("not an image; folders only yield images")
-    result = cli("deshadow", tmp_path / "in", "-o", tmp_path / "out", "-t", "16", "--tile-pad", "4", "--device", "cpu")
+    result = cli("deshadow", tmp_path / "in", "-o", tmp_path / "out", "-t", "32", "--tile-pad", "4", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path / "out") == {Path("a.png"), Path("sub/b.jpg"), Path("sub/deeper/c.tif")}
     assert Image.open(tmp_path / "out" / "sub" / "b.jpg").format == "JPEG"
-    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=16, tile_pad=4, precision="auto", tta=False)]
+    assert loads == [dict(task="deshadow", weights=None, device="cpu", tile=32, tile_pad=4, precision="auto", tta=False)]
 
 
 def test_glob_expanded_keeps_path_below_its_literal_part(cli, tmp_path):
@@ -101,7 +101,7 @@ def test_suffix_and_ext(cli, tmp_path):
     assert Image.open(tmp_path / "out" / "a_clean.jpg").format == "JPEG"
 
 
-@pytest.mark.parametrize("args", [["--ext", "gif"], ["--suffix", "/../x"], ["-o", "a.png"]])
+@pytest.mark.parametrize("args", [["--ext", "gif"], ["--suffix", "/../x"], ["-o", "a.png"], ["-t", "4"]])
 def test_bad_options_are_usage_errors(cli, loads, tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "a.png")

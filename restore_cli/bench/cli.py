@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import RestoreError
-from ..tasks import DEFAULT_TILE, DEFAULT_TILE_PAD
+from ..tasks import DEFAULT_TILE, DEFAULT_TILE_PAD, check_tile
 from .datasets import DATASETS, SYNTHETIC
 
 # Only light modules above (torch, numpy, skimage load when the command runs), so the
@@ -32,7 +32,7 @@ def bench(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N pairs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16, as for restore."),
-    tile: int = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, help="Tiles of N x N px (0 = the whole image at once)."),
+    tile: int = typer.Option(DEFAULT_TILE, "--tile", "-t", min=0, callback=check_tile, help="Tiles of N x N px (0 = the whole image at once)."),
     tile_pad: int = typer.Option(DEFAULT_TILE_PAD, "--tile-pad", min=0, help="Context px around each tile."),
     tta: bool = typer.Option(False, "--tta", help="Average over the four flips of each image, as restore --tta."),
 ) -> None:
