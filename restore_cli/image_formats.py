@@ -30,6 +30,7 @@ class Decoded:
     icc_profile: bytes | None
     exif: bytes | None
     notes: list[str] = field(default_factory=list)
+    lossless: bool = False  # a lossless WebP: written back losslessly
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,20 @@ def decode(pil: PILImage.Image, data: bytes) -> Decoded:
         icc_profile=icc or None,
         exif=_upright_exif(pil, exif),
         notes=notes,
+        lossless=pil.format == "WEBP" and is_lossless_webp(data),
     )
+
+
+def is_lossless_webp(data: bytes) -> bool:
+    """Whether a WebP file's image is VP8L (lossless) rather than VP8 (lossy): the first of
+    those chunks in its RIFF container (after VP8X, ICCP, ALPH... in an extended file)."""
+    at = 12  # "RIFF", size, "WEBP"
+    while at + 8 <= len(data):
+        kind, size = data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little")
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        at += 8 + size + (size & 1)  # chunks are padded to an even size
+    return False
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -169,8 +183,9 @@ def keeps_metadata(out: OutputFormat, samples: np.ndarray) -> bool:
 
 
 def encode(tmp: Path, out: OutputFormat, samples: np.ndarray, alpha: np.ndarray | None,
-           icc: bytes | None, exif: bytes | None) -> None:
-    """Write samples (+ alpha) to `tmp` in format `out`, with metadata where it can hold it."""
+           icc: bytes | None, exif: bytes | None, lossless: bool = False) -> None:
+    """Write samples (+ alpha) to `tmp` in format `out`, with metadata where it can hold it;
+    `lossless` (the input was a lossless WebP) writes a WebP losslessly too."""
     if not keeps_metadata(out, samples):
         icc = exif = None
     if needs_opencv(samples):
@@ -178,7 +193,9 @@ def encode(tmp: Path, out: OutputFormat, samples: np.ndarray, alpha: np.ndarray 
         return
     pil = PILImage.fromarray(samples if alpha is None else np.dstack([samples, alpha]))
     metadata = {"icc_profile": icc, "exif": exif}
-    pil.save(tmp, format=out.name, **out.options, **{k: v for k, v in metadata.items() if v})
+    # exact: keep the colour under fully transparent pixels too (libwebp drops it by default)
+    options = {"lossless": True, "exact": True} if lossless and out.name == "WEBP" else out.options
+    pil.save(tmp, format=out.name, **options, **{k: v for k, v in metadata.items() if v})
 
 
 def _encode_opencv(tmp: Path, out: OutputFormat, samples: np.ndarray, alpha: np.ndarray | None,

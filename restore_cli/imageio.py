@@ -43,6 +43,7 @@ class Image:
     exif: bytes | None  # orientation reset to 1, since the pixels are upright
     notes: list[str] = field(default_factory=list)
     source_format: str = ""
+    lossless: bool = False  # stored losslessly in a format that can also be lossy (WebP)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -70,6 +71,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image:
         exif=decoded.exif,
         notes=decoded.notes,
         source_format=source_format,
+        lossless=decoded.lossless,
     )
 
 
@@ -131,7 +133,7 @@ def write_image(path: str | os.PathLike, image: Image, rgb: np.ndarray) -> None:
     image.notes.extend(note for note in notes if note not in image.notes)
     with _as_image_error(path, "cannot write image"):
         atomic_write(path, lambda tmp: image_formats.encode(
-            tmp, out, samples, alpha, image.icc_profile, image.exif))
+            tmp, out, samples, alpha, image.icc_profile, image.exif, image.lossless))
 
 
 def _output_layers(image: Image, rgb: np.ndarray, out: image_formats.OutputFormat

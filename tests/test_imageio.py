@@ -122,6 +122,21 @@ def test_rgba_alpha_is_carried_unchanged(tmp_path, ext):
     assert image.notes == []
 
 
+@pytest.mark.parametrize("alpha", [False, True])
+def test_lossless_webp_stays_lossless_and_lossy_stays_lossy(tmp_path, alpha):
+    array = pixels((12, 16, 4 if alpha else 3))
+    exif = PILImage.Exif()
+    exif[ExifTags.Base.Orientation] = 1  # EXIF makes an extended file: VP8X, EXIF... around the image chunk
+    for lossless in (True, False):
+        image = read_image(save(tmp_path / "in.webp", array, lossless=lossless, exact=True, exif=exif.tobytes()))
+        assert image.lossless == lossless
+        write_image(tmp_path / "out.webp", image, image.rgb)
+        assert image_formats.is_lossless_webp((tmp_path / "out.webp").read_bytes()) == lossless
+        if lossless:
+            np.testing.assert_array_equal(np.asarray(PILImage.open(tmp_path / "out.webp")), array)
+    assert not read_image(save(tmp_path / "in.png", array)).lossless  # PNG is always lossless: no flag needed
+
+
 @pytest.mark.parametrize("ext", [".jpg", ".bmp"])
 def test_formats_without_alpha_drop_it_with_a_note(tmp_path, ext):
     image = read_image(save(tmp_path / "in.png", pixels((5, 6, 4))))
