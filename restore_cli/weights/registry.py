@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Pinned sha256 of each task's released weights; None until that task is trained.
 PINNED_SHA256: dict[str, str | None] = {
-    "derain": "307a0d978be982e9f24af0288ffde22c6b76a32b6d9173a13ba38e5228ce8a3e",
+    "derain": "e3df009ae19c201c13035218080e66de2f5a15f9fddd2ff0af8da460f4c47d29",
     "deraindrop": "34f55bc1aca20599e3ad1f326a37a033a39459b3db36dd15553949e30be990bf",
     "deshadow": "eb695d3467fe833161707ac1260d50affba18e7bcd7ce62e4c03fad6c24b509a",
     "deblur": "9ec20c2e64c0747946a5ce61fb418a1073a1e4b07b22f9ede04c0cd05011ed87",
@@ -61,7 +61,7 @@ class WeightsRecord:
 # A task whose weights come from a recipe of another name (recipes/<name>.json,
 # exported as weights/<name>.safetensors); the others use the task's name.
 RECIPE_NAMES: dict[str, str] = {
-    "derain": "derain-lr12",  # derain-snl2 (crop224 without the half-resolution SNL), its NetR trained on at 2e-4, 1e-4, 2e-4, 1e-4, 2e-4, 1e-4, 2e-4, then 1e-4 four times
+    "derain": "derain-lr13",  # derain-snl2 (crop224 without the half-resolution SNL), its NetR trained on at 2e-4, 1e-4, 2e-4, 1e-4, 2e-4, 1e-4, 2e-4, then 1e-4 five times
     "deraindrop": "deraindrop-lowcut",  # deraindrop-netl5b (lr2g with NetL and NetR grown to five-conv dense blocks, NetL trained on with Dice, NetR trained on), NetL cut at logit -1 and NetR adapted
     "deblur": "deblur-snl1",  # deblur-still2 without the full-resolution SNL (61 % less time per photo), NetR trained on
     "deshadow": "deshadow-netl5c",  # deshadow-relight's NetL trained on with Dice, grown, cut at logit 0.5; NetR adapted
