@@ -210,14 +210,15 @@ class SigtermAsCtrlC:
         raise KeyboardInterrupt
 
     def __enter__(self) -> "SigtermAsCtrlC":
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
+        # signal.signal returns None for a handler not set from Python: a flag, not the old value, says to restore
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
             self._old = signal.signal(signal.SIGTERM, self._raise)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._old if self._old is not None else signal.SIG_DFL)
 
 
 def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_existing: bool = False,
