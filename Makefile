@@ -18,6 +18,8 @@ $(BIN)/restore: pyproject.toml
 	else $(BIN)/pip install -q "$(TORCH)+cpu" 2>/dev/null \
 	  || $(BIN)/pip install -q "$(TORCH)+cpu" --extra-index-url $(TORCH_INDEX); fi
 	$(BIN)/pip install -q -e '.[test]'
+	# The compiled sparse conv (restore_cli/ops/native.py), built now rather than on first use.
+	$(BIN)/python -c 'from restore_cli.ops import native; native.main()'
 	touch $@
 
 setup: $(BIN)/restore

@@ -1,8 +1,11 @@
 """Time the CPU sparse ops against their dense counterparts at NetR-like shapes.
 
 For each shape and mask density: one SC layer (3x3 conv, C -> C, batch 1)
-through ``ops.fast.masked_conv2d`` -- finding the active pixels included --
-against a dense ``F.conv2d`` of the same shape; then SNL's directional
+through ``ops.fast.masked_conv2d`` -- finding the active pixels included; the
+compiled kernel of ``ops.native`` where it applies -- against a dense
+``F.conv2d`` of the same shape, and the same with the kernel turned off
+(PyTorch's path: gather -> GEMM -> scatter, or the masked dense conv above
+``fast.DENSE_ABOVE``); then SNL's directional
 attention, ``ops.fast`` against ``ops.reference``. Masks are thresholded
 smoothed noise, elongated vertically: blobs and streaks like rain, not iid
 pixels. Each time is the median over ``--repeats`` runs in this process.
@@ -10,8 +13,9 @@ pixels. Each time is the median over ``--repeats`` runs in this process.
 Then NetR's whole SC module (``ops.fast.masked_conv_stack``: the active
 pixels gathered once and kept as rows through all its convs) against the
 same stack of dense convs. Prints tables, then as its last line JSON:
-``{"ratios": {"0.05": r, ...}, "sc_stack_ratios": {...}}`` with r = sparse /
-dense median time of the single conv at the largest shape, and of the SC module.
+``{"ratios": {"0.05": r, ...}, "torch_ratios": {...}, "sc_stack_ratios": {...}}``
+with r = sparse / dense median time of the single conv at the largest shape
+(with the kernel, and PyTorch's path), and of the SC module.
 
     python benchmarks/sparse_ops.py [--repeats 7] [--threads N] [--clock wall|cpu] [--layout channels-last|contiguous]
                                     [--allocator keep-freed|default]
@@ -35,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from restore_cli.memory import keep_freed_memory
-from restore_cli.ops import fast, reference
+from restore_cli.ops import fast, native, reference
 
 SHAPES = [(32, 320, 480), (48, 160, 240)]  # (C, H, W): NetR's first two decoder levels
 DENSITIES = [0.05, 0.1, 0.25, 0.5, 1.0]
@@ -94,9 +98,11 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"median {args.clock} time of {args.repeats} runs, {layout}, {args.allocator} allocator")
-    print(f"{'shape':>14} {'density':>7} {'dense ms':>9} {'sparse ms':>9} {'ratio':>6} "
+    if native.library() is None or not native.ENABLED:
+        print("no compiled kernel (no C++ compiler, or RESTORE_NATIVE=0): sparse = torch")
+    print(f"{'shape':>14} {'density':>7} {'dense ms':>9} {'sparse ms':>9} {'ratio':>6} {'torch ms':>9} {'ratio':>6} "
           f"{'gather ms':>9} {'attn ref ms':>11} {'attn fast ms':>12}")
-    ratios = {}
+    ratios, torch_ratios = {}, {}
     for shape_i, (c, h, w) in enumerate(SHAPES):
         x = torch.randn(1, c, h, w, generator=gen).contiguous(memory_format=layout)
         weight = torch.randn(c, c, 3, 3, generator=gen) / (3 * c**0.5)
@@ -108,6 +114,7 @@ def main() -> None:
                 conv = median_ms({
                     "dense": lambda: F.conv2d(x, weight, bias, padding=1),
                     "sparse": lambda: fast.masked_conv2d(x, mask, weight, bias, fast.ActiveSet(mask)),
+                    "torch": lambda: without_kernel(fast.masked_conv2d, x, mask, weight, bias, fast.ActiveSet(mask)),
                     # the gather path at every density, to show where DENSE_ABOVE should sit
                     "gather": lambda: fast.sparse_conv2d(x, weight, bias, fast.ActiveSet(mask)),
                 }, args.repeats, clock)
@@ -119,23 +126,34 @@ def main() -> None:
                     }, max(1, args.repeats // 3), clock)
             dense, sparse, gather = conv["dense"], conv["sparse"], conv["gather"]
             attn_ref, attn_fast = attn["reference"], attn["fast"]
-            ratio = sparse / dense
+            ratio, torch_ratio = sparse / dense, conv["torch"] / dense
             if shape_i == 0:
                 ratios[str(density)] = round(ratio, 3)
+                torch_ratios[str(density)] = round(torch_ratio, 3)
             print(f"{f'{c}x{h}x{w}':>14} {density:>7} {dense:>9.2f} {sparse:>9.2f} {ratio:>6.2f} "
-                  f"{gather:>9.2f} {attn_ref:>11.1f} {attn_fast:>12.1f}")
+                  f"{conv['torch']:>9.2f} {torch_ratio:>6.2f} {gather:>9.2f} {attn_ref:>11.1f} {attn_fast:>12.1f}")
     crossings(args.repeats, clock, layout, rng, gen)
     stack_ratios = sc_stack(args.repeats, clock, layout, rng, gen)
-    print(json.dumps({"ratios": ratios, "sc_stack_ratios": stack_ratios}))
+    print(json.dumps({"ratios": ratios, "torch_ratios": torch_ratios, "sc_stack_ratios": stack_ratios}))
+
+
+def without_kernel(fn, *args):
+    """``fn(*args)`` with the compiled kernel turned off."""
+    default, native.ENABLED = native.ENABLED, False
+    try:
+        return fn(*args)
+    finally:
+        native.ENABLED = default
 
 
 def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.Generator) -> None:
-    """Where the gather stops paying for NetR's own SC convs (3x3 growth convs with
-    ``sc_growth`` = 8 outputs, the 1x1 fuse, a C -> C conv): the masked dense conv
-    (what ``masked_conv2d`` falls back to) against the gather, by density."""
+    """Where the gather and the compiled kernel stop paying for NetR's own SC convs
+    (3x3 growth convs with ``sc_growth`` = 8 outputs, the 1x1 fuse, a C -> C conv):
+    the masked dense conv (what ``masked_conv2d`` falls back to) against each, by density."""
     densities = [0.2, 0.3, 0.45, 0.6, 0.75]
-    print(f"\nSC convs of NetR at 320x480, masked dense ms / gather ms (fast.DENSE_ABOVE = {fast.DENSE_ABOVE})")
-    print(f"{'conv':>14} " + " ".join(f"{d:>13}" for d in densities))
+    print(f"\nSC convs of NetR at 320x480, masked dense ms / gather ms / kernel ms "
+          f"(fast.DENSE_ABOVE = {fast.DENSE_ABOVE}, NATIVE_DENSE_ABOVE = {fast.NATIVE_DENSE_ABOVE})")
+    print(f"{'conv':>14} " + " ".join(f"{d:>19}" for d in densities))
     masks = [rain_like_mask(320, 480, d, rng) for d in densities]
     for cin, cout, k in [(32, 8, 3), (72, 8, 3), (80, 32, 1), (32, 32, 3)]:
         x = torch.randn(1, cin, 320, 480, generator=gen).contiguous(memory_format=layout)
@@ -146,8 +164,10 @@ def crossings(repeats: int, clock, layout, rng: np.random.Generator, gen: torch.
                 t = median_ms({
                     "dense": lambda: reference.masked_conv2d(x, mask, weight, None),
                     "gather": lambda: fast.sparse_conv2d(x, weight, None, fast.ActiveSet(mask)),
+                    "kernel": lambda: native.sparse_conv2d(x, mask, weight, None),
                 }, repeats, clock)
-            cells.append(f"{t['dense']:>6.1f}/{t['gather']:<6.1f}")
+            kernel = t["kernel"] if native.ENABLED and native.library() is not None else float("nan")
+            cells.append(f"{t['dense']:>6.1f}/{t['gather']:>5.1f}/{kernel:<6.1f}")
         print(f"{f'{k}x{k} {cin}->{cout}':>14} " + " ".join(cells))
 
 

@@ -5,7 +5,10 @@ A pixel is *active* where ``mask != 0``; ``ActiveSet`` finds the active
 pixels of a mask once so that every op at that resolution (the convs of an
 SC stack, both SNL steps) can share the work.
 
-* ``masked_conv2d`` gathers the 3x3 (or 1x1) neighbourhoods of the active
+* ``masked_conv2d`` runs the compiled kernel of ``ops.native`` where it can
+  (inference on channels-last float32 maps, up to ``NATIVE_DENSE_ABOVE``
+  density): one pass over the mask, no index. Elsewhere ``sparse_conv2d``
+  gathers the 3x3 (or 1x1) neighbourhoods of the active
   pixels only (im2col rows, neighbour mask applied), multiplies them by the
   weights (GEMM, a cache-sized chunk at a time) and scatters the result into
   a zeroed output. Above ``DENSE_ABOVE`` density a dense conv is cheaper and
@@ -29,12 +32,15 @@ from functools import cached_property, partial
 import torch
 import torch.nn.functional as F
 
-from . import reference
+from . import native, reference
 
 # Above this fraction of active pixels masked_conv2d runs the (masked) dense conv:
 # benchmarks/sparse_ops.py puts the crossing between 0.3 and 0.5 on CPU (it moves
 # with the conv's shape, but a per-shape threshold changed nothing end to end).
 DENSE_ABOVE = 0.3
+# The same for the compiled kernel (ops.native), which builds no index: benchmarks/sparse_ops.py
+# puts its crossing with the masked dense conv near 0.65 for NetR's 3x3 convs (later for 1x1).
+NATIVE_DENSE_ABOVE = 0.6
 # masked_conv_stack keeps features as rows of active pixels up to this density: with one
 # gather and one scatter for the whole SC stack its crossing is higher (benchmarks/sparse_ops.py).
 STACK_DENSE_ABOVE = 0.55
@@ -193,7 +199,8 @@ def masked_conv2d(
     bias: torch.Tensor | None = None,
     active: ActiveSet | None = None,
 ) -> torch.Tensor:
-    """``reference.masked_conv2d``: ``sparse_conv2d`` up to ``DENSE_ABOVE`` density, dense
+    """``reference.masked_conv2d``: the compiled kernel up to ``NATIVE_DENSE_ABOVE``
+    density where it applies, else ``sparse_conv2d`` up to ``DENSE_ABOVE``; dense
     above, a plain conv when the mask is all ones.
 
     ``active`` is ``ActiveSet(mask)``; pass it to share it between convs.
@@ -201,6 +208,8 @@ def masked_conv2d(
     active = ActiveSet(mask) if active is None else active
     if active.full:
         return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+    if active.density <= NATIVE_DENSE_ABOVE and (out := native.sparse_conv2d(x, mask, weight, bias)) is not None:
+        return out
     if active.density > DENSE_ABOVE:
         return reference.masked_conv2d(x, mask, weight, bias)
     return sparse_conv2d(x, weight, bias, active)
