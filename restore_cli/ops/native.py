@@ -99,10 +99,6 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.permute(0, 2, 3, 1).is_contiguous()
-
-
 def sparse_conv2d(
     x: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor | None:
@@ -113,8 +109,8 @@ def sparse_conv2d(
         ENABLED
         and not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, mask, weight, bias)))
         and all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32) for t in (x, mask, weight, bias))
-        and mask.shape == (b, 1, h, w) and _channels_last(x) and kh == kw and kh % 2 == 1 and cout % 8 == 0 and cout <= 64
-        and x.numel() < 2**31 and b * h < 2**31
+        and mask.shape == (b, 1, h, w) and x.is_contiguous(memory_format=torch.channels_last)
+        and kh == kw and kh % 2 == 1 and cout % 8 == 0 and cout <= 64 and b * h < 2**31
     )
     if not applies or (lib := library()) is None:
         return None
@@ -127,7 +123,6 @@ def sparse_conv2d(
         b, h, w, cin, cout, kh, out.data_ptr(), cout, torch.get_num_threads(),
     )
     return None if failed else out.permute(0, 3, 1, 2)
-
 
 
 def main() -> None:
