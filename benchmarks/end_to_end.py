@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prenet import PReNet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-OP_NAMES = ("masked_conv2d", "masked_mean_std", "directional_attention", "snl_aggregate")
+OP_NAMES = ("active_set", "masked_conv2d", "masked_conv_stack", "masked_mean_std", "masked_mean_std_pair",
+            "directional_attention", "snl_aggregate")
 
 
 def cli_seconds_per_image(images: list[Path], weights: Path, tmp: Path, device: str, precision: str, env: dict,
@@ -84,8 +85,20 @@ class ReferenceOps:
     masked_mean_std = staticmethod(reference.masked_mean_std)
 
     @staticmethod
+    def active_set(mask):
+        return None
+
+    @staticmethod
     def masked_conv2d(x, mask, weight, bias=None, active=None):
         return reference.masked_conv2d(x, mask, weight, bias)
+
+    @staticmethod
+    def masked_conv_stack(x, mask, convs, fuse, slope=0.2, active=None):
+        return reference.masked_conv_stack(x, mask, convs, fuse, slope)
+
+    @staticmethod
+    def masked_mean_std_pair(x, mask, eps=1e-5):
+        return reference.masked_mean_std(x, mask, eps), reference.masked_mean_std(x, 1 - mask, eps)
 
     @staticmethod
     def directional_attention(x, mask, active=None):
