@@ -66,7 +66,7 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
 
 # Options shared by the restoration commands and ``mask``.
 InputsArg = typer.Argument(..., metavar="INPUT", show_default=False,
-                           help="Image files, folders (searched recursively, layout kept under -o) or glob patterns.")
+                           help="Image files, folders (searched recursively, layout kept under -o; several folders each under its own name) or glob patterns.")
 OutputOpt = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help="Output folder (created as needed).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="auto picks CUDA when available.")
 PrecisionOpt = typer.Option(Precision.auto, "--precision",

@@ -2,8 +2,10 @@
 
 Every input argument is a file, a folder (searched recursively) or a glob
 pattern (expanded here too, for shells that leave it alone). Each image gets a
-*relative name*: its path below the folder, or below the glob's literal prefix
-(``photos/*/x.jpg`` -> ``sub/x.jpg``), or just its file name for a file. Its
+*relative name*: its path below the folder (below the folder's parent when
+several folders are given, so that each keeps its name), or below the glob's
+literal prefix (``photos/*/x.jpg`` -> ``sub/x.jpg``), or just its file name
+for a file. Its
 outputs go to ``OUT/<relative name>``, so a folder's layout is mirrored under
 ``OUT``; relative names are sanitised so that no output can land outside it.
 """
@@ -106,16 +108,21 @@ def _expand(arg: str, exclude: Path | None) -> list[Source]:
 def collect(args: Iterable[str], exclude: Path | None = None) -> tuple[list[Source], list[tuple[str, str]]]:
     """Sources for all arguments, and ``(argument, reason)`` for each that names no image.
 
+    With two or more folders holding images, each folder's images are named
+    below its own name, so that ``a/x.jpg`` and ``b/x.jpg`` do not clash.
     ``exclude`` (the output folder) is never searched, so earlier outputs are not
     picked up again as inputs. The same file reached twice under the same
     relative name (a folder and a file inside it) is kept once.
     """
     exclude = exclude.resolve() if exclude is not None else None
+    expanded = [(arg, _expand(arg, exclude)) for arg in args]
+    folders = {arg for arg, found in expanded if found and Path(arg).is_dir()}
     sources: list[Source] = []
     seen: set[tuple[Path, PurePath]] = set()
     problems = []
-    for arg in args:
-        found = _expand(arg, exclude)
+    for arg, found in expanded:
+        if len(folders) > 1 and arg in folders:  # `a/ b/ -o out`: out/a/..., out/b/...
+            found = [Source(s.path, Path(arg).resolve().name / s.rel) for s in found]
         if not found:
             what = "no images found" if Path(arg).is_dir() else "no such file, folder or match"
             problems.append((arg, what))

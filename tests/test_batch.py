@@ -356,6 +356,20 @@ def test_collect_files_folders_globs_and_problems(tmp_path):
     assert problems == [(str(tmp_path / "empty"), "no images found"), (str(tmp_path / "nope*"), "no such file, folder or match")]
 
 
+def test_collect_names_each_of_several_folders_below_its_own_name(tmp_path):
+    for folder in ("x", "y"):
+        write_image(tmp_path / folder / "a.png")
+    write_image(tmp_path / "y" / "sub" / "b.png")
+    write_image(tmp_path / "c.png")
+    (tmp_path / "empty").mkdir()
+    args = [tmp_path / "x", f"{tmp_path / 'y'}/", tmp_path / "x", tmp_path / "c.png", tmp_path / "empty"]
+    sources, problems = collect([str(a) for a in args])
+    assert [str(s.rel) for s in sources] == ["x/a.png", "y/a.png", "y/sub/b.png", "c.png"]  # x twice: kept once
+    assert problems == [(str(tmp_path / "empty"), "no images found")]
+    sources, _ = collect([str(tmp_path / "y"), str(tmp_path / "empty")])  # one folder with images: as before
+    assert [str(s.rel) for s in sources] == ["a.png", "sub/b.png"]
+
+
 def test_collect_excludes_the_output_folder(tmp_path):
     write_image(tmp_path / "in" / "a.png")
     write_image(tmp_path / "in" / "out" / "a.png")
