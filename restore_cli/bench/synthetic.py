@@ -13,10 +13,11 @@ import numpy as np
 from PIL import Image
 
 from ..imageio import read_image
+from ..resources import shipped
 from ..synth.rain import add_rain
 from .protocols import to_uint8
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "clean.png"
+EXAMPLE = shipped("examples") / "clean.png"
 REGIMES = ("light", "heavy", "medium")
 COUNT, SIDE, SEED = 6, 128, 0
 

@@ -24,8 +24,9 @@ from typing import Protocol, Sequence
 import torch
 
 from ..errors import RestoreError
+from ..resources import shipped
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+KERNEL_DIR = shipped("kernels")
 BLOCK = 256  # threads per block
 CHUNK = 1024  # pixels per partial sum in masked_moment_partials
 

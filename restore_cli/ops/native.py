@@ -32,7 +32,9 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).resolve().parents[2] / "kernels" / "sparse_conv_cpu.cpp"
+from ..resources import shipped
+
+SOURCE = shipped("kernels") / "sparse_conv_cpu.cpp"
 FLAGS = ["-std=c++17", "-O3", "-march=native", "-shared", "-fPIC", "-fopenmp"]
 # RESTORE_NATIVE=0 turns the kernel off (as does setting this to False: the benchmarks' A/B).
 ENABLED = os.environ.get("RESTORE_NATIVE", "1") != "0"

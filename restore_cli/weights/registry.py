@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WeightsError
+from ..resources import shipped
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,8 +27,8 @@ PINNED_SHA256: dict[str, str | None] = {
 
 
 def weights_dir() -> Path:
-    """Directory of bundled weights: ``$RESTORE_WEIGHTS_DIR`` or the repository's ``weights/``."""
-    return Path(os.environ.get("RESTORE_WEIGHTS_DIR") or REPO_ROOT / "weights")
+    """Directory of bundled weights: ``$RESTORE_WEIGHTS_DIR`` or the shipped ``weights/``."""
+    return Path(os.environ.get("RESTORE_WEIGHTS_DIR") or shipped("weights"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,20 @@
+"""Where the files that ship beside the code are: ``weights/``, ``kernels/``, ``examples/``.
+
+In a clone (and an editable install) they are the repository's top-level
+folders. A wheel carries a copy of them inside the package, under
+``restore_cli/_data/`` (``setup.py`` puts them there), since a wheel holds
+nothing outside its packages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+SHIPPED = ("weights", "kernels", "examples")  # what setup.py copies into wheels
+
+
+def shipped(name: str) -> Path:
+    """The folder ``name`` (one of ``SHIPPED``): the repository's, else the wheel's copy."""
+    in_repo = PACKAGE.parent / name
+    return in_repo if in_repo.is_dir() else PACKAGE / "_data" / name
