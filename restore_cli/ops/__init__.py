@@ -2,8 +2,9 @@
 
 `reference` holds the readable PyTorch definitions; they are the test oracle
 that every faster path matches. The names exported here go through
-`dispatch`, which picks the CPU fast path (`fast`), the CUDA kernels
-(`cuda`, via CuPy) or the reference for the tensors at hand.
+`dispatch`, which picks the CPU fast path (`fast`, with `native`'s compiled
+sparse conv), the CUDA kernels (`cuda`, via CuPy) or the reference for the
+tensors at hand.
 """
 
 from .dispatch import (

@@ -1,6 +1,7 @@
 """Pick the implementation of each sparse op for the tensors at hand.
 
-* CPU: ``ops.fast`` (cost follows the mask density; autograd works).
+* CPU: ``ops.fast`` (cost follows the mask density; autograd works), whose
+  single sparse conv runs ``ops.native``'s compiled kernel where it applies.
 * CUDA, float32, no gradient being recorded, CuPy installed: the kernels
   of ``ops.cuda``.
 * Other CUDA cases (training, no CuPy, half precision): ``ops.reference``.
