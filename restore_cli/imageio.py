@@ -11,6 +11,7 @@ import contextlib
 import glob
 import io
 import os
+import re
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image:
     truncated file is an error while PIL.ImageFile.LOAD_TRUNCATED_IMAGES keeps its default False."""
     path = Path(path)
     data = _read_bytes(path)
-    with _as_image_error(path, "cannot read image"), _open_pillow(path, data) as pil:
+    with _as_image_error(path, "cannot read image"), _open_pillow(path, data, max_pixels) as pil:
         _check_size(path, pil.size, max_pixels)
         decoded = image_formats.decode(pil, data)
         source_format = pil.format
@@ -90,7 +91,7 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _open_pillow(path: Path, data: bytes) -> PILImage.Image:
+def _open_pillow(path: Path, data: bytes, max_pixels: int) -> PILImage.Image:
     """Identify `data` with Pillow (header only, nothing decoded yet)."""
     try:
         with warnings.catch_warnings():  # we apply our own limit; Pillow's error still stands
@@ -99,8 +100,10 @@ def _open_pillow(path: Path, data: bytes) -> PILImage.Image:
     except PILImage.UnidentifiedImageError:
         raise ImageError(f"{path}: not an image, or not a supported format "
                          f"({', '.join(READ_FORMATS)})") from None
-    except PILImage.DecompressionBombError as error:
-        raise ImageError(f"{path}: image is too large to decode safely ({error})") from None
+    except PILImage.DecompressionBombError as error:  # over Pillow's own limit, so over ours too
+        size = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{size.group(1)} pixels" if size else "its size"
+        raise ImageError(f"{path}: image is too large: {pixels} exceeds the limit of {max_pixels}") from None
 
 
 def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
