@@ -12,6 +12,7 @@ import glob
 import io
 import os
 import re
+import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from . import image_formats
 from .errors import ImageError
 
 MAX_PIXELS = 100_000_000
+STALE_AFTER_S = 3600  # a temporary file older than this is a killed run's, not a live write
 READ_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
 # Greyscale output from restored RGB: ITU-R BT.601 luma, the weights Pillow's convert("L") uses.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -199,8 +201,13 @@ def _write_png(path: Path, pil: PILImage.Image) -> None:
 def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) -> None:
     """Write `path` all or nothing: `write_to_tmp` fills a temporary file in the same folder,
     which is synced to disk and renamed over `path`. On any failure, Ctrl-C included, the
-    temporary file is removed and an existing `path` is left as it was."""
+    temporary file is removed and an existing `path` is left as it was. Temporary files
+    for `path` over an hour old (left by a run that was killed) are removed first."""
     path = Path(path)
+    for stale in temporary_files(path):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_AFTER_S:
+                stale.unlink()
     tmp = _temporary_path(path, uuid.uuid4().hex[:8])
     try:
         write_to_tmp(tmp)

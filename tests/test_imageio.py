@@ -1,5 +1,7 @@
 """Image reading/writing: every odd or broken file is built here, tiny, in tmp_path."""
+import os
 import struct
+import time
 import zlib
 
 import cv2
@@ -400,6 +402,17 @@ def test_atomic_write_replaces_existing_file(tmp_path):
     atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_bytes(b"new"))
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
     assert (tmp_path / "out.txt").read_bytes() == b"new"
+
+
+def test_atomic_write_removes_a_killed_runs_stale_temporary_files(tmp_path):
+    stale, live = tmp_path / ".out.png.0000abcd.tmp.png", tmp_path / ".out.png.1234beef.tmp.png"
+    other = tmp_path / ".other.png.0000abcd.tmp.png"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    for path in (stale, other):
+        os.utime(path, (time.time() - 7200,) * 2)  # two hours old
+    atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.png"])
 
 
 def test_failed_image_write_is_one_line_error_and_keeps_old_output(tmp_path, monkeypatch):
