@@ -103,6 +103,20 @@ def _load_pipeline(model):
     return pipe
 
 
+def _note_another_tasks_weights(task: str, weights: Path) -> None:
+    """A note when ``--weights`` is another task's released file: it runs, but restores the wrong thing."""
+    from .weights.hub import sha256_of
+    from .weights.registry import PINNED_SHA256
+
+    try:
+        sha = sha256_of(weights)
+    except OSError:
+        return  # loading the weights says what is wrong
+    for other, pinned in PINNED_SHA256.items():
+        if pinned == sha and other != task:
+            typer.echo(f"note: {weights} holds the released {other} weights, not {task}'s", err=True)
+
+
 def _collect(inputs: list[str], output: Path, outputs):
     """Plan the jobs for ``inputs``, with a failed job for each argument that names no image."""
     from .inputs import Job, collect, plan
@@ -123,6 +137,8 @@ def _run(jobs, make_work, quiet: bool, skip_existing: bool, fail_fast: bool, pro
     from .workers import ProcessPool, auto_processes, cpu_count
 
     model = make_work.model
+    if model.weights is not None and not quiet:
+        _note_another_tasks_weights(model.task, model.weights)
     processes = processes or auto_processes(len(pending(jobs, skip_existing)), model.device)
     try:
         if processes > 1:  # each worker loads the weights verified here

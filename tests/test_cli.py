@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from pathlib import Path
@@ -287,6 +288,21 @@ def test_real_weights_file_runs(tiny_weights, tmp_path):
     result = CliRunner().invoke(restore_cli.cli.app, ["derain", str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "a.png").size == (32, 24)
+
+
+def test_another_tasks_released_weights_get_a_note(cli, tmp_path, monkeypatch):
+    from restore_cli.weights import registry
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"stands in for the released deblur file")
+    monkeypatch.setitem(registry.PINNED_SHA256, "deblur", hashlib.sha256(weights.read_bytes()).hexdigest())
+    src = write_image(tmp_path / "a.png")
+    for task, noted in [("derain", True), ("deblur", False)]:
+        result = cli(task, src, "-o", tmp_path / task, "--weights", weights)
+        assert result.exit_code == 0, result.output
+        note = f"note: {weights} holds the released deblur weights, not {task}'s"
+        assert (note in result.stderr) == noted
+    assert "note:" not in cli("derain", src, "-o", tmp_path / "q", "--weights", weights, "-q").stderr
 
 
 def test_worker_processes_write_what_one_process_writes(tiny_weights, tmp_path):
