@@ -135,3 +135,22 @@ def test_no_compiler_or_a_failed_build_falls_back_to_pytorch(monkeypatch, tmp_pa
         assert native.library() is None
     finally:
         native.library.cache_clear()
+
+
+def test_a_failed_build_is_said_once_and_not_retried(monkeypatch, tmp_path, caplog):
+    fake = tmp_path / "fake-c++"
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo fake 1.0; exit 0; }\necho "fake: error: no" >&2; exit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "cache")
+    try:
+        for run, said in [(1, True), (2, False)]:
+            native.library.cache_clear()
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger=native.__name__):
+                assert native.library() is None
+            assert ("fake: error: no" in caplog.text) == said, run
+        (failed,) = (tmp_path / "cache").glob("*.failed")  # what the compiler said, kept
+        assert "fake: error: no" in failed.read_text()
+    finally:
+        native.library.cache_clear()

@@ -63,18 +63,33 @@ def cache_dir() -> Path:
     return Path(base) / "restore" / "native"
 
 
+class BuildError(Exception):
+    """The kernel did not compile; ``first`` is False when an earlier run found so already."""
+
+    def __init__(self, message: str, first: bool = True):
+        super().__init__(message)
+        self.first = first
+
+
 def build(cxx: str, out_dir: Path) -> Path:
-    """Compile the kernel (once: the library's name hashes what it is built from)."""
+    """Compile the kernel, once: the library's name hashes what it is built from, and a
+    failed build leaves a ``.failed`` file of that name, so it is not tried on every run."""
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), version, *FLAGS, _cpu()]).encode()).hexdigest()[:16]
     lib = out_dir / f"sparse_conv_cpu-{key}.so"
+    failed = lib.with_suffix(".failed")
     if lib.exists():
         return lib
+    if failed.exists():
+        raise BuildError(f"it failed before (see {failed})", first=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{lib.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, check=True)
+        done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        if done.returncode:
+            failed.write_text(done.stderr)
+            raise BuildError((done.stderr.strip().splitlines() or [f"{cxx} exited with {done.returncode}"])[-1])
         os.replace(tmp, lib)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -83,16 +98,17 @@ def build(cxx: str, out_dir: Path) -> Path:
 
 @lru_cache(maxsize=None)
 def library() -> ctypes.CDLL | None:
-    """The built kernel, or None (no compiler, or the build failed: logged)."""
+    """The built kernel, or None (no compiler, or the build failed: logged the first time)."""
     cxx = compiler()
     if cxx is None or not SOURCE.exists():
         _log.info("no C++ compiler or no %s: the sparse conv runs in PyTorch", SOURCE)
         return None
     try:
         lib = ctypes.CDLL(str(build(cxx, cache_dir())))
-    except (OSError, subprocess.CalledProcessError) as e:
+    except (OSError, subprocess.CalledProcessError, BuildError) as e:
         detail = (getattr(e, "stderr", "") or str(e)).strip().splitlines() or [str(e)]
-        _log.warning("building %s failed, the sparse conv runs in PyTorch: %s", SOURCE.name, detail[-1])
+        level = logging.INFO if isinstance(e, BuildError) and not e.first else logging.WARNING
+        _log.log(level, "building %s failed, the sparse conv runs in PyTorch: %s", SOURCE.name, detail[-1])
         return None
     fn = lib.sparse_conv2d_nhwc
     p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
