@@ -15,9 +15,10 @@
 // matrices) are applied to the block's active neighbours two pixels at a time (the
 // weights loaded once for both), and inactive neighbours cost nothing.
 //
-// Vectors are GCC/Clang vector extensions of 8 floats (AVX on x86, two NEON
-// registers on ARM), so Cout must be a multiple of 8, up to 64; the caller falls
-// back to PyTorch otherwise (the function returns 1).
+// Vectors are GCC/Clang vector extensions of 8 floats: one AVX register, or two
+// narrower ones where the CPU has no AVX (the tests build it for plain x86-64 too).
+// So Cout must be a multiple of 8, up to 64; the caller falls back to PyTorch
+// otherwise (the function returns 1).
 
 #include <cstring>
 

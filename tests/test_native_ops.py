@@ -1,6 +1,8 @@
 """The compiled CPU sparse conv (ops.native, kernels/sparse_conv_cpu.cpp) against ops.reference."""
 
+import ctypes
 import logging
+import platform
 import subprocess
 
 import pytest
@@ -106,6 +108,16 @@ def test_kernel_source_compiles_without_warnings(tmp_path):
     cmd = [cxx, *native.FLAGS, "-Wall", "-Wextra", "-Werror", str(native.SOURCE), "-o", str(tmp_path / "k.so")]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86 instruction-set test")
+def test_kernel_built_for_plain_x86_64_matches_the_reference(built, monkeypatch, tmp_path):
+    """Vectors of 8 floats on a CPU without AVX (SSE2 only): the compiler splits them."""
+    flags = [f if f != "-march=native" else "-march=x86-64" for f in native.FLAGS]
+    subprocess.run([native.compiler(), *flags, str(native.SOURCE), "-o", str(tmp_path / "k.so")], check=True)
+    monkeypatch.setattr(native, "library", lambda: native.bind(ctypes.CDLL(str(tmp_path / "k.so"))))
+    for shape, k, cout in [((2, 6, 12, 10), 3, 8), ((1, 72, 6, 40), 3, 32), ((1, 5, 9, 7), 5, 64)]:
+        test_kernel_matches_the_reference(built, shape, 0.3, k, cout)
 
 
 def test_build_is_cached_by_what_it_is_built_from(built, tmp_path):

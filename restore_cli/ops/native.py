@@ -35,7 +35,7 @@ import torch
 from ..resources import shipped
 
 SOURCE = shipped("kernels") / "sparse_conv_cpu.cpp"
-FLAGS = ["-std=c++17", "-O3", "-march=native", "-shared", "-fPIC", "-fopenmp"]
+FLAGS = ["-std=c++17", "-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-Wno-psabi"]  # psabi: the vectors never cross an ABI boundary
 # RESTORE_NATIVE=0 turns the kernel off (as does setting this to False: the benchmarks' A/B).
 ENABLED = os.environ.get("RESTORE_NATIVE", "1") != "0"
 _log = logging.getLogger(__name__)
@@ -110,6 +110,11 @@ def library() -> ctypes.CDLL | None:
         level = logging.INFO if isinstance(e, BuildError) and not e.first else logging.WARNING
         _log.log(level, "building %s failed, the sparse conv runs in PyTorch: %s", SOURCE.name, detail[-1])
         return None
+    return bind(lib)
+
+
+def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declare the kernel's C signature on a loaded library."""
     fn = lib.sparse_conv2d_nhwc
     p, i, n = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
     fn.argtypes = [p, n, p, p, p, i, i, i, i, i, i, p, n, i]
