@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .errors import RestoreError
+from .imageio import remove_stale_temporary_files
 from .inputs import Job
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -229,7 +230,8 @@ def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_
     (``workers.ProcessPool`` runs jobs in worker processes). Jobs whose
     ``error`` is already set are reported first, before any image is
     processed. With ``skip_existing`` a job is skipped when all its outputs
-    exist. Output folders are created as needed.
+    exist. Output folders are created as needed; a killed run's temporary
+    files for the outputs to write are removed (``remove_stale_temporary_files``).
     """
     runner = work if hasattr(work, "next_outcome") else InProcess(work)
     summary = Summary(len(jobs))
@@ -242,6 +244,7 @@ def run_batch(jobs: list[Job], work: Work | InProcess, reporter: Reporter, skip_
         runnable = []
     todo = pending(runnable, skip_existing)
     summary.skipped = len(runnable) - len(todo)
+    remove_stale_temporary_files(path for job in todo for path in job.outputs)  # a killed run's
     show = len(runnable) > 1 and not reporter.quiet and reporter.console.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=reporter.console, transient=True, disable=not show,

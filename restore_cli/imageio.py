@@ -8,7 +8,6 @@ atomically. Every failure is an ``ImageError`` with one line naming the file.
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import os
 import re
@@ -17,7 +16,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image as PILImage
@@ -201,13 +200,8 @@ def _write_png(path: Path, pil: PILImage.Image) -> None:
 def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) -> None:
     """Write `path` all or nothing: `write_to_tmp` fills a temporary file in the same folder,
     which is synced to disk and renamed over `path`. On any failure, Ctrl-C included, the
-    temporary file is removed and an existing `path` is left as it was. Temporary files
-    for `path` over an hour old (left by a run that was killed) are removed first."""
+    temporary file is removed and an existing `path` is left as it was."""
     path = Path(path)
-    for stale in temporary_files(path):
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > STALE_AFTER_S:
-                stale.unlink()
     tmp = _temporary_path(path, uuid.uuid4().hex[:8])
     try:
         write_to_tmp(tmp)
@@ -220,16 +214,42 @@ def atomic_write(path: str | os.PathLike, write_to_tmp: Callable[[Path], None]) 
     _fsync_folder(path.parent)
 
 
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)")  # what _temporary_path makes
+
+
 def _temporary_path(path: Path, tag: str) -> Path:
     """Where ``atomic_write(path)`` writes first: a hidden file beside ``path``, ``tag`` 8 hex digits."""
     return path.with_name(f".{path.name}.{tag}.tmp{path.suffix}")
 
 
+def _temporaries(folder: Path, names: set[str]) -> list[os.DirEntry]:
+    """The temporary files in ``folder`` of ``atomic_write`` to any of ``names`` (one listing)."""
+    found = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            left = TEMPORARY_NAME.fullmatch(entry.name)
+            if left and left["name"] in names and left["suffix"] == Path(left["name"]).suffix:
+                found.append(entry)
+    return found
+
+
 def temporary_files(path: str | os.PathLike) -> list[Path]:
     """The temporary files ``atomic_write(path)`` may have left if its process was killed."""
     path = Path(path)
-    pattern = _temporary_path(path.with_name(glob.escape(path.name)), "????????").name
-    return sorted(path.parent.glob(pattern))
+    return sorted(Path(entry.path) for entry in _temporaries(path.parent, {path.name}))
+
+
+def remove_stale_temporary_files(paths: Iterable[Path]) -> None:
+    """Remove the temporary files a killed run left for any of ``paths`` (``atomic_write``'s,
+    over ``STALE_AFTER_S`` old, so never a live write's): one listing per folder."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():
+        for entry in _temporaries(folder, names):
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime > STALE_AFTER_S:
+                    os.unlink(entry.path)
 
 
 def _fsync_folder(folder: Path) -> None:

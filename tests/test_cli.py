@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -288,6 +289,16 @@ def test_real_weights_file_runs(tiny_weights, tmp_path):
     result = CliRunner().invoke(restore_cli.cli.app, ["derain", str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "a.png").size == (32, 24)
+
+
+def test_a_batch_removes_a_killed_runs_temporary_files_for_its_outputs(cli, tmp_path):
+    src = write_image(tmp_path / "a.png")
+    stale = tmp_path / "out" / ".a.png.0123abcd.tmp.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half an image")
+    os.utime(stale, (time.time() - 7200,) * 2)
+    assert cli("derain", src, "-o", tmp_path / "out").exit_code == 0
+    assert files_under(tmp_path / "out") == {Path("a.png")}
 
 
 def test_another_tasks_released_weights_get_a_note(cli, tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ from PIL import Image as PILImage
 from restore_cli import image_formats
 from restore_cli.errors import ImageError
 from restore_cli.imageio import (
-    atomic_write, is_supported_output_ext, read_image, write_image, write_mask, write_overlay,
+    atomic_write, is_supported_output_ext, read_image, remove_stale_temporary_files, write_image, write_mask,
+    write_overlay,
 )
 
 ORIENTATION = ExifTags.Base.Orientation
@@ -404,15 +405,15 @@ def test_atomic_write_replaces_existing_file(tmp_path):
     assert (tmp_path / "out.txt").read_bytes() == b"new"
 
 
-def test_atomic_write_removes_a_killed_runs_stale_temporary_files(tmp_path):
+def test_a_killed_runs_stale_temporary_files_are_removed(tmp_path):
     stale, live = tmp_path / ".out.png.0000abcd.tmp.png", tmp_path / ".out.png.1234beef.tmp.png"
-    other = tmp_path / ".other.png.0000abcd.tmp.png"
-    for path in (stale, live, other):
+    other, unrelated = tmp_path / ".other.png.0000abcd.tmp.png", tmp_path / ".out.png.notes"
+    for path in (stale, live, other, unrelated):
         path.write_bytes(b"partial")
-    for path in (stale, other):
+    for path in (stale, other, unrelated):
         os.utime(path, (time.time() - 7200,) * 2)  # two hours old
-    atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.png"])
+    remove_stale_temporary_files([tmp_path / "out.png", tmp_path / "missing" / "x.png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, unrelated.name])
 
 
 def test_failed_image_write_is_one_line_error_and_keeps_old_output(tmp_path, monkeypatch):
