@@ -43,10 +43,8 @@ _log = logging.getLogger(__name__)
 
 def compiler() -> str | None:
     """The C++ compiler to build with, or None."""
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    found = (shutil.which(name) for name in (os.environ.get("CXX"), "c++", "g++", "clang++") if name)
+    return next((path for path in found if path), None)
 
 
 def _cpu() -> str:
