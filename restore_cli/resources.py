@@ -15,6 +15,8 @@ SHIPPED = ("weights", "kernels", "examples")  # what setup.py copies into wheels
 
 
 def shipped(name: str) -> Path:
-    """The folder ``name`` (one of ``SHIPPED``): the repository's, else the wheel's copy."""
-    in_repo = PACKAGE.parent / name
-    return in_repo if in_repo.is_dir() else PACKAGE / "_data" / name
+    """The folder ``name`` (one of ``SHIPPED``): the wheel's copy where there is one, else the
+    repository's. (Not the other way round: installed, the package's parent is site-packages,
+    where another distribution may have put a folder of that name.)"""
+    in_wheel = PACKAGE / "_data" / name
+    return in_wheel if in_wheel.is_dir() else PACKAGE.parent / name
