@@ -83,6 +83,7 @@ class ReferenceOps:
     """``ops.reference`` behind the dispatcher's signatures (the ``active`` hint is ignored)."""
 
     masked_mean_std = staticmethod(reference.masked_mean_std)
+    masked_mean_std_pair = staticmethod(reference.masked_mean_std_pair)
 
     @staticmethod
     def active_set(mask):
@@ -95,10 +96,6 @@ class ReferenceOps:
     @staticmethod
     def masked_conv_stack(x, mask, convs, fuse, slope=0.2, active=None):
         return reference.masked_conv_stack(x, mask, convs, fuse, slope)
-
-    @staticmethod
-    def masked_mean_std_pair(x, mask, eps=1e-5):
-        return reference.masked_mean_std(x, mask, eps), reference.masked_mean_std(x, 1 - mask, eps)
 
     @staticmethod
     def directional_attention(x, mask, active=None):

@@ -205,13 +205,9 @@ def test_dispatch_on_cpu_uses_the_fast_path():
     close(dispatch.snl_aggregate(x, mask, e, active), reference.snl_aggregate(x, mask, e))
     for got, want in zip(dispatch.masked_mean_std(x, mask), reference.masked_mean_std(x, mask)):
         close(got, want)
-    for got, want in zip(dispatch.masked_mean_std_pair(x, mask), reference_pair(x, mask)):
+    for got, want in zip(dispatch.masked_mean_std_pair(x, mask), reference.masked_mean_std_pair(x, mask)):
         for g, w in zip(got, want):
             close(g, w)
-
-
-def reference_pair(x, mask):
-    return reference.masked_mean_std(x, mask), reference.masked_mean_std(x, 1 - mask)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -222,7 +218,7 @@ def test_masked_mean_std_pair_matches_the_reference(shape, density, channels_las
     x = x * 3 + 100  # far from zero: the variance must not come from a difference of large sums
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    for got, want in zip(fast.masked_mean_std_pair(x, mask), reference_pair(x, mask)):
+    for got, want in zip(fast.masked_mean_std_pair(x, mask), reference.masked_mean_std_pair(x, mask)):
         for g, w in zip(got, want):
             assert g.shape == w.shape and g.dtype == w.dtype
             close(g, w)
@@ -232,7 +228,7 @@ def test_masked_mean_std_pair_soft_mask_and_gradients():
     x, mask = case((2, 3, 9, 11), 0.4, dtype=torch.float64)
     soft = mask * torch.rand(mask.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     x.requires_grad_(True)
-    got, want = fast.masked_mean_std_pair(x, soft), reference_pair(x, soft)
+    got, want = fast.masked_mean_std_pair(x, soft), reference.masked_mean_std_pair(x, soft)
     for g, w in zip(got, want):
         for a, b in zip(g, w):
             close(a, b)
@@ -245,7 +241,7 @@ def test_masked_mean_std_pair_soft_mask_and_gradients():
 def test_masked_mean_std_pair_in_bf16_sums_in_float32():
     x, mask = case((1, 8, 64, 80), 0.5)
     xb, mb = (x * 0.1 + 1).bfloat16(), mask.bfloat16()
-    exact = reference_pair(xb.float(), mask)
+    exact = reference.masked_mean_std_pair(xb.float(), mask)
     with torch.autocast("cpu", torch.bfloat16):
         got = fast.masked_mean_std_pair(xb, mb)
     for g, e in zip(got, exact):
@@ -268,7 +264,7 @@ def test_tiny_netr_is_unchanged_by_the_fast_path(monkeypatch, density):
         for name, n_args in [("masked_conv2d", 4), ("masked_conv_stack", 5), ("directional_attention", 2),
                              ("snl_aggregate", 3)]:
             monkeypatch.setattr(ops, name, lambda *a, f=getattr(reference, name), n=n_args: f(*a[:n]))
-        monkeypatch.setattr(ops, "masked_mean_std_pair", reference_pair)
+        monkeypatch.setattr(ops, "masked_mean_std_pair", reference.masked_mean_std_pair)
         want = model.netr(image, mask, feats)
     close(got, want)
 

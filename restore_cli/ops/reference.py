@@ -79,6 +79,13 @@ def masked_mean_std(
     return mean, torch.sqrt(var + eps), count
 
 
+def masked_mean_std_pair(
+    x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]:
+    """``masked_mean_std`` over ``mask`` and over ``1 - mask``: SFM's degraded and clean pixels."""
+    return masked_mean_std(x, mask, eps), masked_mean_std(x, 1 - mask, eps)
+
+
 def _scan_rows(rows: torch.Tensor, clean: torch.Tensor) -> list[torch.Tensor]:
     """Attention of every pixel of a row over the clean pixels before / after it.
 
